@@ -1,0 +1,73 @@
+"""Command line: `python -m app_lib serve | seed <feature> [--file PATH] | worker`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app_lib.common.config import get_settings
+from app_lib.common.logging import configure_logging
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "app_lib.main:app_factory",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from app_lib.common import feature as features
+    from app_lib.common.data import table_registry
+
+    settings = get_settings()
+    if settings.embedded:
+        print(
+            "seed: DYNAMODB_HOST is 'embedded', whose data lives inside `make run`; "
+            "point DYNAMODB_HOST at a server (or leave it empty for AWS)",
+            file=sys.stderr,
+        )
+        return 2
+    found = {feature.name: feature for feature in features.discover()}
+    feature = found.get(args.feature)
+    if feature is None or feature.seed is None:
+        print(f"seed: no feature {args.feature!r} with seed data", file=sys.stderr)
+        return 2
+    host = settings.dynamodb_host or None
+    table_registry.configure(settings, host)
+    if host is not None:
+        table_registry.create_tables(feature.tables)
+    written = feature.seed(args.file)
+    print(f"seeded {written} items into {args.feature}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app_lib")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API with uvicorn")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(run=_serve)
+    seed = commands.add_parser("seed", help="load a feature's data file into its table")
+    seed.add_argument("feature")
+    seed.add_argument("--file", type=Path, help="CSV file (default: the bundled data)")
+    seed.set_defaults(run=_seed)
+    args = parser.parse_args(argv)
+    configure_logging(get_settings().log_level)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""What every feature shares: settings, data layer, errors, embedded database, app plumbing."""

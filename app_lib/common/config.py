@@ -1,0 +1,85 @@
+"""Typed settings: one `Settings` class read from the environment and `.env` (python-dotenv)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED = "embedded"
+_NAME_PART = re.compile(r"^[A-Za-z0-9.-]*$")
+
+
+class Settings(BaseSettings):
+    """Every variable the service reads; `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    app_namespace: str = ""
+    app_env: str = "dev"
+    aws_region: str = "us-east-1"
+    dynamodb_host: str = EMBEDDED
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    dynamodb_connect_timeout: float = Field(default=2.0, gt=0, le=60)
+    dynamodb_read_timeout: float = Field(default=5.0, gt=0, le=120)
+    dynamodb_max_retries: int = Field(default=2, ge=0, le=10)
+    cursor_secret: str = ""
+    require_if_match: bool = False
+    seed_on_start: bool = True
+    jobs_queue_url: str = ""
+    run_worker: bool = True
+
+    @field_validator("app_namespace", "app_env")
+    @classmethod
+    def _table_name_part(cls, value: str) -> str:
+        # Table names allow [A-Za-z0-9_.-]; "_" is our separator, so it may not appear inside a part.
+        if not _NAME_PART.match(value):
+            raise ValueError("only letters, digits, '.' and '-' are allowed")
+        return value
+
+    @field_validator("app_env")
+    @classmethod
+    def _env_not_empty(cls, value: str) -> str:
+        return value or "dev"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("dynamodb_host")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        value = value.strip()
+        if value in ("", EMBEDDED) or re.match(r"^https?://[^\s/]+(/.*)?$", value):
+            return value.rstrip("/")
+        raise ValueError("must be 'embedded', empty (AWS) or an http(s):// URL")
+
+    @property
+    def embedded(self) -> bool:
+        return self.dynamodb_host == EMBEDDED
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming every offending variable, e.g. `PORT: Input should be ... (got 'abc')`."""
+    parts = []
+    for item in error.errors():
+        name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+        parts.append(f"{name}: {item['msg']} (got {item.get('input')!r})")
+    return "; ".join(parts)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once. A bad value stops start-up with one clear line."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        print(f"invalid configuration: {describe_error(error)}", file=sys.stderr)
+        raise SystemExit(2) from None

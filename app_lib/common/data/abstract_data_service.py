@@ -1,0 +1,62 @@
+"""The contract every feature's data service implements."""
+
+from __future__ import annotations
+
+import builtins
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of results; `next_cursor` is None on the last page."""
+
+    items: builtins.list[T]
+    next_cursor: str | None = None
+    scanned_count: int = field(default=0, compare=False)
+
+
+class AbstractDataService(ABC, Generic[T]):
+    """get, save, delete, list, query, count; plus create, update and cursor pages."""
+
+    @abstractmethod
+    def get(self, id: str) -> T | None:
+        """The item with this id, or None."""
+
+    @abstractmethod
+    def save(self, entity: T) -> None:
+        """Upsert. With a version attribute, a stale version raises PreconditionFailedError."""
+
+    @abstractmethod
+    def create(self, entity: T) -> None:
+        """Insert; raises ConflictError when the id exists."""
+
+    @abstractmethod
+    def update(
+        self, entity: T, changes: Mapping[str, Any], expected_version: int | None = None
+    ) -> T:
+        """Apply only `changes` through update actions; a stale version raises 412."""
+
+    @abstractmethod
+    def delete(self, id: str, expected_version: int | None = None) -> bool:
+        """Delete; False when there was nothing to delete."""
+
+    @abstractmethod
+    def list(self, limit: int = 100) -> builtins.list[T]:
+        """Up to `limit` items, in no particular order."""
+
+    @abstractmethod
+    def query(self, limit: int = 100, **filters: Any) -> builtins.list[T]:
+        """Up to `limit` items matching every filter (a full page unless fewer exist)."""
+
+    @abstractmethod
+    def page(self, limit: int = 100, cursor: str | None = None, **filters: Any) -> Page[T]:
+        """One full page of matching items and an opaque, signed cursor to the next."""
+
+    @abstractmethod
+    def count(self, **filters: Any) -> int:
+        """The exact number of (matching) items."""

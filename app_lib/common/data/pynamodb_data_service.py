@@ -1,0 +1,289 @@
+"""The one generic PynamoDB implementation of AbstractDataService.
+
+A feature's data service names its model and the indexes that serve its filters; this class does
+the shared work: query planning (key conditions first, filter expressions for the rest), full
+cursor pages, exact counts, conditional creates, optimistic locking and error translation.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import reduce
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
+from pynamodb.expressions.condition import Condition
+from pynamodb.indexes import GlobalSecondaryIndex
+from pynamodb.pagination import ResultIterator
+
+from app_lib.common.data import cursor as cursors
+from app_lib.common.data.abstract_data_service import AbstractDataService, Page
+from app_lib.common.data.versioned_table import VersionedTable
+from app_lib.common.errors import (
+    AppError,
+    ConflictError,
+    PreconditionFailedError,
+    dynamo_errors,
+    is_condition_failure,
+)
+
+M = TypeVar("M", bound=VersionedTable)
+
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    """A GSI that serves equality filters.
+
+    `hash_filter` is the filter whose value is the index's hash key. `range_prefix` names the
+    filters encoded, in order, at the start of the index's range key ("female#1#..."), so that
+    they become a `begins_with` key condition instead of a filter expression.
+    """
+
+    index: GlobalSecondaryIndex[Any]
+    hash_filter: str
+    range_prefix: tuple[str, ...] = ()
+    forward: bool = True
+
+    def score(self, filters: Mapping[str, Any]) -> int:
+        """How many filters this index turns into key conditions (0 = cannot serve them)."""
+        if self.hash_filter not in filters:
+            return 0
+        used = 1
+        for name in self.range_prefix:
+            if name not in filters:
+                break
+            used += 1
+        return used
+
+
+def key_part(value: Any) -> str:
+    """How a value is written inside a composite key (booleans as 0/1, like the stored numbers)."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class PynamoDataService(AbstractDataService[M], Generic[M]):
+    """Subclass it with `model = <Table>` (and `index_plans` for filtered listings)."""
+
+    model: ClassVar[type[Any]]
+    index_plans: ClassVar[Sequence[IndexPlan]] = ()
+
+    # ----- single items -------------------------------------------------------------------------
+    def get(self, id: str) -> M | None:
+        with dynamo_errors():
+            try:
+                item: M = self.model.get(id)
+            except DoesNotExist:
+                return None
+            return item
+
+    def save(self, entity: M) -> None:
+        entity.derive_keys()
+        with self._conditional(PreconditionFailedError("the item was changed by another write")):
+            entity.save()
+
+    def create(self, entity: M) -> None:
+        entity.derive_keys()
+        # The id must be new: without this condition a put would silently replace an item.
+        hash_key = self.model._hash_key_attribute()
+        with self._conditional(ConflictError(f"an item with id {self.id_of(entity)} exists")):
+            entity.save(condition=hash_key.does_not_exist())
+
+    def update(
+        self, entity: M, changes: Mapping[str, Any], expected_version: int | None = None
+    ) -> M:
+        self.check_version(entity, expected_version)
+        derived_before = {name: getattr(entity, name) for name in entity.derived_attributes}
+        for name, value in changes.items():
+            setattr(entity, name, value)
+        entity.derive_keys()
+        touched = [*changes]
+        touched += [n for n, v in derived_before.items() if getattr(entity, n) != v]
+        if not touched:
+            return entity
+        actions = []
+        for name in dict.fromkeys(touched):
+            attribute = getattr(self.model, name)
+            value = getattr(entity, name)
+            actions.append(attribute.remove() if value is None else attribute.set(value))
+        # PynamoDB makes the update conditional on the version read and increments it.
+        with self._conditional(PreconditionFailedError("the item was changed by another write")):
+            entity.update(actions=actions)
+        return entity
+
+    def replace(self, entity: M, replacement: M, expected_version: int | None = None) -> M:
+        """Full replace of a loaded item, conditional on the version it was read at."""
+        self.check_version(entity, expected_version)
+        replacement.version = entity.version
+        self.save(replacement)
+        return replacement
+
+    def delete(self, id: str, expected_version: int | None = None) -> bool:
+        entity = self.get(id)
+        return entity is not None and self.remove(entity, expected_version)
+
+    def remove(self, entity: M, expected_version: int | None = None) -> bool:
+        """Delete a loaded item, conditional on its version; False if it is already gone."""
+        self.check_version(entity, expected_version)
+        try:
+            with self._conditional(PreconditionFailedError("the item was changed by another write")):
+                entity.delete()
+        except PreconditionFailedError:
+            if self.get(self.id_of(entity)) is None:
+                return False
+            raise
+        return True
+
+    # ----- many items ---------------------------------------------------------------------------
+    def list(self, limit: int = 100) -> builtins.list[M]:
+        return self.page(limit).items
+
+    def query(self, limit: int = 100, **filters: Any) -> builtins.list[M]:
+        return self.page(limit, None, **filters).items
+
+    def page(self, limit: int = 100, cursor: str | None = None, **filters: Any) -> Page[M]:
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be within 1..{MAX_PAGE}")
+        filters = {name: value for name, value in filters.items() if value is not None}
+        plan, used = self._plan(filters)
+        context = self._cursor_context(plan, filters)
+        start = cursors.decode(cursor, context) if cursor else None
+        with dynamo_errors():
+            results = self._iterate(plan, used, filters, limit, start)
+            items = builtins.list(results)
+            last_key = results.last_evaluated_key
+        # Fewer than `limit` items means DynamoDB reached the end: no cursor, no empty extra page.
+        next_cursor = cursors.encode(last_key, context) if last_key and len(items) == limit else None
+        return Page(items, next_cursor, results.page_iter.total_scanned_count)
+
+    def count(self, **filters: Any) -> int:
+        """Exact count. Costs a read of every matching index entry (every item when unfiltered):
+        DynamoDB's own ItemCount is only refreshed about every six hours."""
+        filters = {name: value for name, value in filters.items() if value is not None}
+        plan, used = self._plan(filters)
+        with dynamo_errors():
+            if plan is not None:
+                hash_value, range_condition = self._key_condition(plan, used, filters)
+                total: int = self.model.count(
+                    hash_value,
+                    range_key_condition=range_condition,
+                    filter_condition=self._filter(filters, used),
+                    index_name=plan.index.Meta.index_name,
+                )
+                return total
+            return self._scan_count(self._filter(filters, used))
+
+    # ----- helpers ------------------------------------------------------------------------------
+    @classmethod
+    def id_of(cls, entity: M) -> str:
+        return str(getattr(entity, cls.model._hash_key_attribute().attr_name))
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex
+
+    @staticmethod
+    def check_version(entity: M, expected_version: int | None) -> None:
+        if expected_version is not None and expected_version != entity.version:
+            raise PreconditionFailedError(
+                f"the item is at version {entity.version}, not {expected_version}"
+            )
+
+    @staticmethod
+    @contextmanager
+    def _conditional(on_condition_failure: AppError) -> Iterator[None]:
+        try:
+            with dynamo_errors():
+                yield
+        except PynamoDBException as error:
+            if is_condition_failure(error):
+                raise on_condition_failure from error
+            raise
+
+    def _plan(self, filters: Mapping[str, Any]) -> tuple[IndexPlan | None, tuple[str, ...]]:
+        """The index that turns the most filters into key conditions, and those filters."""
+        best: IndexPlan | None = None
+        best_score = 0
+        for plan in self.index_plans:
+            score = plan.score(filters)
+            if score > best_score:
+                best, best_score = plan, score
+        if best is None:
+            return None, ()
+        return best, (best.hash_filter, *best.range_prefix[: best_score - 1])
+
+    def _key_condition(
+        self, plan: IndexPlan, used: tuple[str, ...], filters: Mapping[str, Any]
+    ) -> tuple[Any, Condition | None]:
+        hash_value = filters[plan.hash_filter]
+        if isinstance(hash_value, bool):
+            hash_value = int(hash_value)
+        if len(used) == 1:
+            return hash_value, None
+        prefix = "".join(f"{key_part(filters[name])}#" for name in used[1:])
+        range_attribute = plan.index._range_key_attribute()
+        return hash_value, range_attribute.startswith(prefix)
+
+    def _filter(self, filters: Mapping[str, Any], used: tuple[str, ...]) -> Condition | None:
+        conditions = [
+            getattr(self.model, name) == (int(value) if isinstance(value, bool) else value)
+            for name, value in filters.items()
+            if name not in used
+        ]
+        return reduce(lambda a, b: a & b, conditions) if conditions else None
+
+    def _iterate(
+        self,
+        plan: IndexPlan | None,
+        used: tuple[str, ...],
+        filters: Mapping[str, Any],
+        limit: int,
+        start: dict[str, Any] | None,
+    ) -> ResultIterator[M]:
+        filter_condition = self._filter(filters, used)
+        if plan is None:
+            # Only an unfiltered listing (or filters no index serves) reads the whole table.
+            results: ResultIterator[M] = self.model.scan(
+                filter_condition=filter_condition, limit=limit, last_evaluated_key=start
+            )
+            return results
+        hash_value, range_condition = self._key_condition(plan, used, filters)
+        results = plan.index.query(
+            hash_value,
+            range_key_condition=range_condition,
+            filter_condition=filter_condition,
+            scan_index_forward=plan.forward,
+            limit=limit,
+            last_evaluated_key=start,
+        )
+        return results
+
+    def _cursor_context(self, plan: IndexPlan | None, filters: Mapping[str, Any]) -> str:
+        index = plan.index.Meta.index_name if plan else ""
+        shown = json.dumps({k: key_part(v) for k, v in sorted(filters.items())})
+        return f"{self.model.Meta.table_name}|{index}|{shown}"
+
+    def _scan_count(self, filter_condition: Condition | None) -> int:
+        if filter_condition is not None:
+            hash_name = self.model._hash_key_attribute().attr_name
+            results = self.model.scan(filter_condition, attributes_to_get=[hash_name])
+            return sum(1 for _ in results)
+        client = self.model._get_connection().connection.client
+        total = 0
+        kwargs: dict[str, Any] = {"TableName": self.model.Meta.table_name, "Select": "COUNT"}
+        while True:
+            response = client.scan(**kwargs)
+            total += int(response["Count"])
+            if "LastEvaluatedKey" not in response:
+                return total
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

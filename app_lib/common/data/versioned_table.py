@@ -1,0 +1,24 @@
+"""Base of every table: optimistic locking and derived (index key) attributes."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pynamodb.attributes import VersionAttribute
+from pynamodb.models import Model
+
+
+class VersionedTable(Model):
+    """A model whose writes are conditional on the version they read (optimistic locking).
+
+    PynamoDB adds `version = <read version>` (or `attribute_not_exists(version)` for a new item)
+    to every save, update and delete, and increments the version on each write.
+    """
+
+    version = VersionAttribute()
+
+    # Attributes computed from others (composite index keys); rewritten whenever their sources change.
+    derived_attributes: ClassVar[tuple[str, ...]] = ()
+
+    def derive_keys(self) -> None:
+        """Recompute `derived_attributes` from the item's fields; called before every write."""

@@ -1,0 +1,1 @@
+"""One folder per feature; each declares `FEATURE` in its `__init__.py`."""
