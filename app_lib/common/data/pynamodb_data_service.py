@@ -231,8 +231,10 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
         if len(used) == 1:
             return hash_value, None
         prefix = "".join(f"{key_part(filters[name])}#" for name in used[1:])
-        range_attribute = plan.index._range_key_attribute()
-        return hash_value, range_attribute.startswith(prefix)
+        range_name = next(
+            name for name, attr in plan.index.Meta.attributes.items() if attr.is_range_key
+        )
+        return hash_value, getattr(self.model, range_name).startswith(prefix)
 
     def _filter(self, filters: Mapping[str, Any], used: tuple[str, ...]) -> Condition | None:
         conditions = [
