@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     @field_validator("app_namespace", "app_env")
     @classmethod
     def _table_name_part(cls, value: str) -> str:
-        # Table names allow [A-Za-z0-9_.-]; "_" is our separator, so it may not appear inside a part.
+        # Table names allow [A-Za-z0-9_.-]; "_" separates the parts, so no part may contain it.
         if not _NAME_PART.match(value):
             raise ValueError("only letters, digits, '.' and '-' are allowed")
         return value

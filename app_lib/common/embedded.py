@@ -39,7 +39,8 @@ class EmbeddedServer:
 
     def start(self) -> str:
         use_fake_credentials()
-        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        # Our own interpreter running our own module.
+        self._process = subprocess.Popen(
             [sys.executable, "-m", "app_lib.common.embedded"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -57,7 +57,7 @@ class RequestIdMiddleware:
                     "type": "about:blank",
                     "title": "Internal Server Error",
                     "status": 500,
-                    "detail": "an unexpected error occurred; quote the request id when reporting it",
+                    "detail": "an unexpected error occurred; quote the request id to report it",
                     "instance": scope.get("path", ""),
                     "request_id": request_id,
                 }
@@ -79,5 +79,8 @@ class RequestIdMiddleware:
                 scope.get("method"),
                 scope.get("path"),
                 status,
-                extra={"status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+                extra={
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
             )

@@ -8,9 +8,11 @@ cursor pages, exact counts, conditional creates, optimistic locking and error tr
 from __future__ import annotations
 
 import builtins
+import itertools
 import json
+import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import reduce
@@ -28,6 +30,7 @@ from app_lib.common.errors import (
     AppError,
     ConflictError,
     PreconditionFailedError,
+    ServiceUnavailableError,
     dynamo_errors,
     is_condition_failure,
 )
@@ -35,6 +38,14 @@ from app_lib.common.errors import (
 M = TypeVar("M", bound=VersionedTable)
 
 MAX_PAGE = 1000
+BATCH_SIZE = 25  # DynamoDB's BatchWriteItem limit
+BATCH_RETRIES = 8
+
+
+def _chunks(items: Iterable[M], size: int) -> Iterator[builtins.list[M]]:
+    iterator = iter(items)
+    while chunk := builtins.list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 @dataclass(frozen=True)
@@ -136,7 +147,9 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
         """Delete a loaded item, conditional on its version; False if it is already gone."""
         self.check_version(entity, expected_version)
         try:
-            with self._conditional(PreconditionFailedError("the item was changed by another write")):
+            with self._conditional(
+                PreconditionFailedError("the item was changed by another write")
+            ):
                 entity.delete()
         except PreconditionFailedError:
             if self.get(self.id_of(entity)) is None:
@@ -163,7 +176,9 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
             items = builtins.list(results)
             last_key = results.last_evaluated_key
         # Fewer than `limit` items means DynamoDB reached the end: no cursor, no empty extra page.
-        next_cursor = cursors.encode(last_key, context) if last_key and len(items) == limit else None
+        next_cursor = (
+            cursors.encode(last_key, context) if last_key and len(items) == limit else None
+        )
         return Page(items, next_cursor, results.page_iter.total_scanned_count)
 
     def count(self, **filters: Any) -> int:
@@ -182,6 +197,39 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
                 )
                 return total
             return self._scan_count(self._filter(filters, used))
+
+    def batch_put(
+        self, entities: Iterable[M], progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Upsert many items, 25 to a BatchWriteItem, retrying unprocessed ones with backoff.
+
+        Unconditional by nature (BatchWriteItem takes no conditions): for loading data, not for
+        edits racing other writers. Returns how many items were written.
+        """
+        connection = self.model._get_connection()
+        table = self.model.Meta.table_name
+        written = 0
+        for chunk in _chunks(entities, BATCH_SIZE):
+            pending = []
+            for entity in chunk:
+                entity.derive_keys()
+                entity.version = entity.version or 1
+                pending.append(entity.serialize())
+            for attempt in range(BATCH_RETRIES + 1):
+                with dynamo_errors():
+                    answer = connection.batch_write_item(put_items=pending)
+                unprocessed = (answer or {}).get("UnprocessedItems", {}).get(table, [])
+                pending = [request["PutRequest"]["Item"] for request in unprocessed]
+                if not pending:
+                    break
+                if attempt == BATCH_RETRIES:
+                    raise ServiceUnavailableError("the database kept refusing a batch write")
+                # DynamoDB returns unprocessed items under throttling: back off before retrying.
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+            written += len(chunk)
+            if progress:
+                progress(written)
+        return written
 
     # ----- helpers ------------------------------------------------------------------------------
     @classmethod
@@ -260,7 +308,7 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
             )
             return results
         hash_value, range_condition = self._key_condition(plan, used, filters)
-        results = plan.index.query(
+        return plan.index.query(
             hash_value,
             range_key_condition=range_condition,
             filter_condition=filter_condition,
@@ -268,7 +316,6 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
             limit=limit,
             last_evaluated_key=start,
         )
-        return results
 
     def _cursor_context(self, plan: IndexPlan | None, filters: Mapping[str, Any]) -> str:
         index = plan.index.Meta.index_name if plan else ""

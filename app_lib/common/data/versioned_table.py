@@ -17,7 +17,7 @@ class VersionedTable(Model):
 
     version = VersionAttribute()
 
-    # Attributes computed from others (composite index keys); rewritten whenever their sources change.
+    # Attributes computed from others (composite index keys), rewritten when their sources change.
     derived_attributes: ClassVar[tuple[str, ...]] = ()
 
     def derive_keys(self) -> None:
