@@ -209,7 +209,9 @@ def _validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     out = []
     for item in errors:
         loc = [str(part) for part in item.get("loc", ())]
-        out.append({"field": ".".join(loc), "message": item.get("msg", ""), "type": item.get("type")})
+        out.append(
+            {"field": ".".join(loc), "message": item.get("msg", ""), "type": item.get("type")}
+        )
     return out
 
 
