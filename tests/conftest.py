@@ -64,6 +64,8 @@ def tables(app: FastAPI, settings: Settings, dynamodb_endpoint: str) -> Iterator
     table_registry.configure(settings, dynamodb_endpoint, namespace)
     table_registry.create_tables()
     yield namespace
+    # The test may have re-pointed the models (e.g. at a dead endpoint): clean up our own tables.
+    table_registry.configure(settings, dynamodb_endpoint, namespace)
     table_registry.delete_tables()
 
 

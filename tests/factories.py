@@ -23,3 +23,32 @@ def record_operations(model: type[Model]) -> Iterator[list[tuple[str, dict[str, 
         yield calls
     finally:
         client.meta.events.unregister("provide-client-params.dynamodb.*", hook)
+
+
+def titanic_rows() -> list[dict[str, str]]:
+    """The bundled CSV, read independently of the code under test."""
+    import csv
+
+    from app_lib.features.passengers.seed import BUNDLED
+
+    with BUNDLED.open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def passenger_body(**overrides: Any) -> dict[str, Any]:
+    """A valid PassengerCreate body."""
+    body: dict[str, Any] = {
+        "survived": True,
+        "pclass": 2,
+        "name": "Doe, Mrs. Jane",
+        "sex": "female",
+        "age": 31.5,
+        "sibsp": 1,
+        "parch": 0,
+        "ticket": "STON/O2. 3101282",
+        "fare": 13.0,
+        "cabin": None,
+        "embarked": "S",
+    }
+    body.update(overrides)
+    return body
