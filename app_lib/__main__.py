@@ -29,6 +29,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _seed(args: argparse.Namespace) -> int:
     from app_lib.common import feature as features
     from app_lib.common.data import table_registry
+    from app_lib.common.errors import AppError
 
     settings = get_settings()
     if settings.embedded:
@@ -47,7 +48,16 @@ def _seed(args: argparse.Namespace) -> int:
     table_registry.configure(settings, host)
     if host is not None:
         table_registry.create_tables(feature.tables)
-    written = feature.seed(args.file)
+    try:
+        written = feature.seed(args.file)
+    except AppError as error:
+        print(f"seed: {error.detail}", file=sys.stderr)
+        for line in error.extra.get("problems", []):
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"seed: cannot read {args.file}: {error.strerror}", file=sys.stderr)
+        return 1
     print(f"seeded {written} items into {args.feature}", file=sys.stderr)
     return 0
 
