@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy --strict app_lib
 
-test: lint  ## lint + the whole suite against a real (moto server) database
+test: lint cfn-lint  ## lint + the whole suite against a real (moto server) database
 	$(PY) -m pytest
 
 format: $(STAMP)
@@ -36,3 +36,18 @@ clean:
 
 container-smoke:  ## build the image with podman (installs it if needed) and smoke-test it on 127.0.0.1
 	bash scripts/container_smoke.sh
+
+# CloudFormation linters in a venv of their own: checkov pins packages that would fight the app's.
+TOOLS_VENV ?= .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
+
+$(TOOLS_STAMP): cloudformation/tools-constraints.txt
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet -c cloudformation/tools-constraints.txt cfn-lint checkov
+	touch $(TOOLS_STAMP)
+
+.PHONY: cfn-lint
+cfn-lint: $(TOOLS_STAMP)  ## cfn-lint (no error or warning) and checkov (no failed check) on cloudformation/
+	$(TOOLS_VENV)/bin/cfn-lint cloudformation/*.yaml
+	BC_SKIP_MAPPING=TRUE $(TOOLS_VENV)/bin/checkov -d cloudformation --framework cloudformation \
+		--skip-download --compact --quiet
