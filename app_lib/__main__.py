@@ -62,6 +62,21 @@ def _seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from app_lib.features.jobs.worker import run_workers
+
+    settings = get_settings()
+    if settings.embedded:
+        print(
+            "worker: DYNAMODB_HOST is 'embedded', whose database and queue live inside `make run` "
+            "(which runs a worker thread itself); point DYNAMODB_HOST at a server (or leave it "
+            "empty for AWS) and set JOBS_QUEUE_URL",
+            file=sys.stderr,
+        )
+        return 2
+    return run_workers(settings, args.threads)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app_lib")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("feature")
     seed.add_argument("--file", type=Path, help="CSV file (default: the bundled data)")
     seed.set_defaults(run=_seed)
+    worker = commands.add_parser("worker", help="long-poll the jobs queue and run the jobs")
+    worker.add_argument("--threads", type=int, default=1, help="jobs run in parallel")
+    worker.set_defaults(run=_worker)
     args = parser.parse_args(argv)
     configure_logging(get_settings().log_level)
     code: int = args.run(args)

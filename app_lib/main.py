@@ -27,14 +27,23 @@ def prepare_database(settings: Settings, found: list[features.Feature], host: st
     """Point every model at `host`; off AWS, create missing tables and seed empty ones."""
     table_registry.configure(settings, host)
     if host is None:
+        start_features(settings, found, host)
         return  # On AWS the tables belong to the CloudFormation stacks.
     table_registry.create_tables()
+    start_features(settings, found, host)
     if not settings.seed_on_start:
         return
     for feature in found:
         if feature.seed and all(_is_empty(table) for table in feature.tables):
             written = feature.seed(None)
             log.info("seeded %s", feature.name, extra={"feature": feature.name, "items": written})
+
+
+def start_features(settings: Settings, found: list[features.Feature], host: str | None) -> None:
+    """Each feature's `on_start` hook (queues and the like), once its tables exist."""
+    for feature in found:
+        if feature.on_start is not None:
+            feature.on_start(settings, host)
 
 
 def _is_empty(table: type) -> bool:
@@ -85,6 +94,8 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     app.include_router(health_router)
     for feature in found:
         app.include_router(feature.router, prefix=API_PREFIX)
+        if feature.root_router is not None:
+            app.include_router(feature.root_router)
     return app
 
 

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     seed_on_start: bool = True
     jobs_queue_url: str = ""
     run_worker: bool = True
+    # jobs
+    jobs_max_attempts: int = Field(default=3, ge=1, le=100)
+    jobs_visibility_timeout: int = Field(default=30, ge=2, le=43200)
+    jobs_wait_seconds: int = Field(default=20, ge=0, le=20)
+    jobs_ttl_days: int = Field(default=7, ge=1, le=3650)
 
     @field_validator("app_namespace", "app_env")
     @classmethod

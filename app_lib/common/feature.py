@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from pynamodb.models import Model
 
+from app_lib.common.config import Settings
 from app_lib.common.data import table_registry
 
 
@@ -25,6 +26,10 @@ class Feature:
     # calls it when the feature's tables are empty; `python -m app_lib seed <name>` too.
     seed: Callable[[Path | None], int] | None = None
     background: tuple[Callable[[], object], ...] = field(default=())
+    # Called at start-up once the tables exist, with the database endpoint (None = AWS).
+    on_start: Callable[[Settings, str | None], None] | None = None
+    # Routes mounted at the root instead of /api/v1 (e.g. Lambda Web Adapter's POST /events).
+    root_router: APIRouter | None = None
 
 
 def discover() -> list[Feature]:

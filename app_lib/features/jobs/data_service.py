@@ -1,0 +1,309 @@
+"""Every read and write of jobs, each write conditional on the state it may change."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
+
+from app_lib.common.data.pynamodb_data_service import IndexPlan, PynamoDataService
+from app_lib.common.errors import (
+    ConflictError,
+    NotFoundError,
+    PreconditionFailedError,
+    ServiceUnavailableError,
+    UnprocessableError,
+    dynamo_errors,
+    is_condition_failure,
+)
+from app_lib.features.jobs.table import JobKeyTable, JobStatus, JobTable
+
+# How long an Idempotency-Key is remembered. Shorter than the life of any finished job (at least
+# a day, see JOBS_TTL_DAYS), so a remembered key always finds its job.
+KEY_TTL = timedelta(hours=24)
+_KEY_RACE_ROUNDS = 5
+
+
+class LeaseLostError(Exception):
+    """The worker no longer owns the job (its lease ran out and another worker claimed it, or
+    the job changed under it): it must stop and write nothing more."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobDataService(PynamoDataService[JobTable]):
+    model = JobTable
+    index_plans = (
+        IndexPlan(JobTable.by_status, "status", forward=False),
+        IndexPlan(JobTable.by_type, "job_type", forward=False),
+    )
+
+    def __init__(self, ttl: timedelta = timedelta(days=7)) -> None:
+        self.ttl = ttl
+
+    def get(self, id: str) -> JobTable | None:
+        """Strongly consistent: a worker must see the latest claim, a client its own submit."""
+        with dynamo_errors():
+            try:
+                return JobTable.get(id, consistent_read=True)
+            except DoesNotExist:
+                return None
+
+    def load(self, id: str) -> JobTable:
+        job = self.get(id)
+        if job is None:
+            raise NotFoundError(f"job {id} does not exist")
+        return job
+
+    # ----- submit -------------------------------------------------------------------------------
+    def create_with_key(self, job: JobTable, key: str, body_hash: str) -> tuple[JobTable, bool]:
+        """Create `job` under an Idempotency-Key; or, when the key exists, return its job.
+
+        Returns (job, created). The key and the job are written in one transaction, so of any
+        number of concurrent submits exactly one creates a job and a key never lacks its job.
+        """
+        job.derive_keys()
+        for _ in range(_KEY_RACE_ROUNDS):
+            now = utcnow()
+            row = JobKeyTable(
+                key=key,
+                job_id=job.job_id,
+                body_hash=body_hash,
+                created_at=now,
+                expires_at=now + KEY_TTL,
+            )
+            try:
+                with dynamo_errors(), TransactWrite(connection=_connection()) as transaction:
+                    # First writer wins. DynamoDB deletes expired rows only eventually (within
+                    # days), so a key past its expiry counts as absent.
+                    transaction.save(
+                        row,
+                        condition=JobKeyTable.key.does_not_exist() | (JobKeyTable.expires_at < now),
+                    )
+                    # A fresh uuid never exists; the condition makes an overwrite impossible.
+                    transaction.save(job, condition=JobTable.job_id.does_not_exist())
+                return job, True
+            except PynamoDBException as error:
+                # Cancelled: the key exists (or another transaction on it was in flight).
+                if not is_condition_failure(error):
+                    raise
+            existing = self._key(key)
+            if existing is None or existing.expires_at < utcnow():
+                time.sleep(0.05)
+                continue  # the other transaction did not commit (or was withdrawn): try again
+            if existing.body_hash != body_hash:
+                raise UnprocessableError(
+                    "this Idempotency-Key was already used with a different request body"
+                )
+            original = self.get(existing.job_id)
+            if original is None:
+                raise ServiceUnavailableError(
+                    "the first request with this Idempotency-Key is being withdrawn; retry",
+                    retry_after=1,
+                )
+            return original, False
+        raise ServiceUnavailableError("too many concurrent requests with this Idempotency-Key")
+
+    def withdraw(self, job: JobTable, key: str | None) -> bool:
+        """Delete a job whose message could not be sent (and its key), so that nothing of the
+        failed submit remains. False when a worker has claimed it meanwhile: the send succeeded
+        after all, and the job stays."""
+        try:
+            with dynamo_errors(), TransactWrite(connection=_connection()) as transaction:
+                # Only while nobody has claimed it (PynamoDB adds: version unchanged).
+                transaction.delete(job, condition=JobTable.status == JobStatus.PENDING.value)
+                if key is not None:
+                    # Only the key that points at this job.
+                    transaction.delete(
+                        JobKeyTable(key=key), condition=JobKeyTable.job_id == job.job_id
+                    )
+        except PynamoDBException as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def _key(self, key: str) -> JobKeyTable | None:
+        with dynamo_errors():
+            try:
+                return JobKeyTable.get(key, consistent_read=True)
+            except DoesNotExist:
+                return None
+
+    # ----- client writes ------------------------------------------------------------------------
+    def cancel(self, job: JobTable, expected_version: int | None = None) -> JobTable:
+        """PENDING -> CANCELLED; a job in any other state is a conflict."""
+        self.check_version(job, expected_version)
+        if job.status != JobStatus.PENDING:
+            raise ConflictError(f"only a PENDING job can be cancelled; this one is {job.status}")
+        now = utcnow()
+        actions = [
+            JobTable.status.set(JobStatus.CANCELLED.value),
+            JobTable.updated_at.set(now),
+            JobTable.finished_at.set(now),
+            JobTable.expires_at.set(now + self.ttl),
+        ]
+        try:
+            # A worker may claim the job between our read and this write: cancel only a job that
+            # is still PENDING. The version is checked only when the client sent If-Match.
+            self._update(
+                job,
+                actions,
+                JobTable.status == JobStatus.PENDING.value,
+                check_version=expected_version is not None,
+            )
+        except _ConditionFailedError:
+            current = self.load(job.job_id)
+            if current.status != JobStatus.PENDING:
+                raise ConflictError(
+                    f"only a PENDING job can be cancelled; this one is {current.status}"
+                ) from None
+            raise PreconditionFailedError("the job was changed by another write") from None
+        return job
+
+    # ----- worker writes ------------------------------------------------------------------------
+    def claim(self, job: JobTable, token: str, lease_seconds: float) -> bool:
+        """Take the job for one attempt (attempts + 1); False when another worker has it."""
+        now = time.time()
+        actions = [
+            JobTable.status.set(JobStatus.PROCESSING.value),
+            JobTable.attempts.add(1),
+            JobTable.claim_token.set(token),
+            JobTable.lease_until.set(now + lease_seconds),
+            JobTable.progress.set(0),
+            JobTable.updated_at.set(utcnow()),
+        ]
+        # Only a PENDING job, or a PROCESSING one whose worker let its lease run out (it died or
+        # hung), can be claimed. Of two workers racing for a job, exactly one update succeeds.
+        claimable = (JobTable.status == JobStatus.PENDING.value) | (
+            (JobTable.status == JobStatus.PROCESSING.value) & (JobTable.lease_until < now)
+        )
+        try:
+            self._update(job, actions, claimable)
+        except _ConditionFailedError:
+            return False
+        return True
+
+    def heartbeat(
+        self, job: JobTable, token: str, lease_seconds: float, progress: int | None = None
+    ) -> None:
+        """Extend the lease (and record progress); raises LeaseLostError if it was lost."""
+        actions = [
+            JobTable.lease_until.set(time.time() + lease_seconds),
+            JobTable.updated_at.set(utcnow()),
+        ]
+        if progress is not None:
+            actions.append(JobTable.progress.set(progress))
+        self._owned_update(job, token, actions)
+
+    def complete(self, job: JobTable, token: str, result: dict[str, Any]) -> None:
+        now = utcnow()
+        self._owned_update(
+            job,
+            token,
+            [
+                JobTable.status.set(JobStatus.COMPLETED.value),
+                JobTable.progress.set(100),
+                JobTable.result.set(result),
+                JobTable.error.remove(),
+                JobTable.claim_token.remove(),
+                JobTable.lease_until.remove(),
+                JobTable.updated_at.set(now),
+                JobTable.finished_at.set(now),
+                JobTable.expires_at.set(now + self.ttl),
+            ],
+        )
+
+    def fail(self, job: JobTable, token: str, error: str) -> None:
+        """The last attempt failed: FAILED for good."""
+        now = utcnow()
+        self._owned_update(
+            job,
+            token,
+            [
+                JobTable.status.set(JobStatus.FAILED.value),
+                JobTable.error.set(error),
+                JobTable.claim_token.remove(),
+                JobTable.lease_until.remove(),
+                JobTable.updated_at.set(now),
+                JobTable.finished_at.set(now),
+                JobTable.expires_at.set(now + self.ttl),
+            ],
+        )
+
+    def release(self, job: JobTable, token: str, error: str) -> None:
+        """An attempt failed and another may follow: give the claim up at once (the job stays
+        PROCESSING, claimable by the next delivery) and record the error."""
+        self._owned_update(
+            job,
+            token,
+            [
+                JobTable.error.set(error),
+                JobTable.claim_token.remove(),
+                JobTable.lease_until.set(0),
+                JobTable.updated_at.set(utcnow()),
+            ],
+        )
+
+    def give_up(self, job: JobTable, error: str) -> bool:
+        """Mark FAILED a job whose attempts are used up without a worker recording an outcome
+        (each one died). False if the job changed since it was read."""
+        now = utcnow()
+        actions = [
+            JobTable.status.set(JobStatus.FAILED.value),
+            JobTable.error.set(error),
+            JobTable.claim_token.remove(),
+            JobTable.lease_until.remove(),
+            JobTable.updated_at.set(now),
+            JobTable.finished_at.set(now),
+            JobTable.expires_at.set(now + self.ttl),
+        ]
+        # Only the state this decision was made on (PynamoDB adds: version unchanged), and never
+        # a job whose lease is still running.
+        unowned = (JobTable.status == JobStatus.PENDING.value) | (
+            JobTable.lease_until < time.time()
+        )
+        try:
+            self._update(job, actions, unowned, check_version=True)
+        except _ConditionFailedError:
+            return False
+        return True
+
+    def _owned_update(self, job: JobTable, token: str, actions: Sequence[Action]) -> None:
+        # Only the worker holding the claim may write: one whose lease ran out, and whose job
+        # another worker has taken over, must not overwrite the new owner's progress or result.
+        owned = (JobTable.status == JobStatus.PROCESSING.value) & (JobTable.claim_token == token)
+        try:
+            self._update(job, actions, owned)
+        except _ConditionFailedError:
+            raise LeaseLostError(f"job {job.job_id} is no longer owned by this worker") from None
+
+    @staticmethod
+    def _update(
+        job: JobTable, actions: Sequence[Action], condition: Condition, check_version: bool = False
+    ) -> None:
+        try:
+            with dynamo_errors():
+                # The version is still incremented (so ETags change); the condition decides.
+                job.update(list(actions), condition=condition, add_version_condition=check_version)
+        except PynamoDBException as error:
+            if is_condition_failure(error):
+                raise _ConditionFailedError from error
+            raise
+
+
+class _ConditionFailedError(Exception):
+    pass
+
+
+def _connection() -> Any:
+    """The PynamoDB connection of the jobs tables (both live on one endpoint)."""
+    return JobTable._get_connection().connection

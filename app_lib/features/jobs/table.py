@@ -1,0 +1,104 @@
+"""The jobs table (one row per job) and the idempotency-key table."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pynamodb.attributes import (
+    JSONAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from app_lib.common.data.versioned_table import VersionedTable
+from app_lib.common.util.pynamodb_util import PynamodbUtil
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class StatusIndex(GlobalSecondaryIndex["JobTable"]):
+    """Jobs by status, newest first (query with scan_index_forward=False)."""
+
+    class Meta:
+        index_name = "by-status"
+        projection = AllProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+    created_key = UnicodeAttribute(range_key=True)
+
+
+class TypeIndex(GlobalSecondaryIndex["JobTable"]):
+    """Jobs by type, newest first."""
+
+    class Meta:
+        index_name = "by-type"
+        projection = AllProjection()
+
+    job_type = UnicodeAttribute(hash_key=True, attr_name="type")
+    created_key = UnicodeAttribute(range_key=True)
+
+
+class JobTable(VersionedTable):
+    """A job. `claim_token` and `lease_until` say which worker owns a PROCESSING job and until
+    when; every write of that worker is conditional on still owning it."""
+
+    class Meta:
+        table_name = PynamodbUtil.env_table_name("jobs")
+
+    job_id = UnicodeAttribute(hash_key=True)
+    job_type = UnicodeAttribute(attr_name="type")
+    params = JSONAttribute()
+    status = UnicodeAttribute()
+    progress = NumberAttribute(default=0)
+    result = JSONAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(default=0)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    finished_at = UTCDateTimeAttribute(null=True)
+    # DynamoDB deletes the row some time after this instant; set only when the job has finished.
+    expires_at = TTLAttribute(null=True)
+    idempotency_key = UnicodeAttribute(null=True)
+    claim_token = UnicodeAttribute(null=True)
+    # Unix time (seconds) until which the claim holds; a number, so conditions compare it.
+    lease_until = NumberAttribute(null=True)
+    # created_at (ISO, fixed width) + "#" + id: sorts by creation time, unique per job.
+    created_key = UnicodeAttribute()
+
+    by_status = StatusIndex()
+    by_type = TypeIndex()
+
+    derived_attributes = ("created_key",)
+
+    def derive_keys(self) -> None:
+        self.created_key = f"{self.created_at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{self.job_id}"
+
+
+class JobKeyTable(Model):
+    """An Idempotency-Key: which job it created and a hash of the body it was sent with.
+
+    Written once, in the same transaction as the job, so a key never exists without its job.
+    """
+
+    class Meta:
+        table_name = PynamodbUtil.env_table_name("job_keys")
+
+    key = UnicodeAttribute(hash_key=True)
+    job_id = UnicodeAttribute()
+    body_hash = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute()
