@@ -38,11 +38,20 @@ show_log() { printf '  | %s\n' "--- last lines of $1 ---"; tail -n "${2:-40}" "$
 
 # --- 1. tools -------------------------------------------------------------------------------
 missing_tools() {
-    local cmd
+    local cmd path
     for cmd in "${COMMANDS[@]}"; do
-        command -v "$cmd" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin command -v "$cmd" \
-            >/dev/null 2>&1 || printf '%s ' "$cmd"
+        path=$(PATH=$PATH:/usr/sbin:/sbin command -v "$cmd" 2>/dev/null || true)
+        [ -n "$path" ] && [ -x "$path" ] || printf '%s ' "$cmd"
     done
+}
+
+need_root() {  # apt-get, debootstrap, chroot and rootful podman: root, or sudo without a password
+    [ "$(id -u)" -eq 0 ] && return 0
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        say "not root: running again with sudo"
+        exec sudo -n -E bash "$ROOT/scripts/container_smoke.sh"
+    fi
+    skip "needs root (apt-get, debootstrap, chroot and podman run as root) and sudo -n is not available"
 }
 
 install_tools() {
@@ -50,7 +59,6 @@ install_tools() {
     missing=$(missing_tools)
     [ -z "$missing" ] && return 0
     say "not installed: $missing- installing ${PACKAGES[*]} with apt-get"
-    [ "$(id -u)" -eq 0 ] || skip "needs root to install podman and to build the base (not root; missing: $missing)"
     command -v apt-get >/dev/null 2>&1 || skip "no apt-get to install podman with (missing: $missing)"
     mkdir -p "$STATE"
     if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -143,7 +151,7 @@ make_base() {
         say "base $BASE_IMAGE is cached (key $key)"
         return 0
     fi
-    say "making base $BASE_IMAGE: debootstrap $SUITE from $mirror (a few minutes)"
+    say "making base $BASE_IMAGE: debootstrap $SUITE from $mirror (a minute or two)"
     unmount_under "$rootfs"
     rm -rf --one-file-system "$rootfs"
     if ! debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
@@ -290,6 +298,7 @@ run_checks() {
     fi
 }
 
+need_root
 install_tools
 configure_podman
 t0=$SECONDS; make_base; t_base=$((SECONDS - t0))
