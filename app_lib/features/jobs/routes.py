@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app_lib.common.config import get_settings
-from app_lib.common.errors import AppError
+from app_lib.common.errors import AppError, NotFoundError
 from app_lib.common.http import Cursor, IfMatch, Limit, expected_version, problems, set_etag
 from app_lib.features.jobs import queue as queues
 from app_lib.features.jobs.data_service import JobDataService
@@ -175,9 +175,17 @@ def cancel_job(job: ValidJob, service: JobService, if_match: IfMatch, response: 
     return JobOut.from_model(cancelled)
 
 
-@root_router.post("/events", response_model=BatchResponse, responses=problems(422))
-def lambda_events(event: SqsEvent, processor: Processor) -> BatchResponse:
+@root_router.post("/events", response_model=BatchResponse, responses=problems(404, 422))
+def lambda_events(
+    event: SqsEvent,
+    processor: Processor,
+    request_context: Annotated[str | None, Header(alias="x-amzn-request-context")] = None,
+) -> BatchResponse:
     """Lambda Web Adapter pass-through: run an SQS batch; answer the records to retry."""
+    if request_context is not None:
+        # The adapter adds this header to requests that came through API Gateway; a pass-through
+        # event has none. Clients of the HTTP API must not be able to feed the worker.
+        raise NotFoundError("not found")
     failures = []
     for record in event.records:
         # Lambda deletes the records not reported here: nothing is deleted on this path.

@@ -110,7 +110,8 @@ def jobs_queue(settings: Settings, dynamodb_endpoint: str, tables: str) -> Itera
         visibility_timeout=VISIBILITY,
         max_attempts=MAX_ATTEMPTS,
     )
-    queue = JobQueue.from_settings(settings, url)
+    # Short long-polls, so that a worker thread notices `stop` quickly.
+    queue = JobQueue(url, region=settings.aws_region, wait_seconds=1)
     queues.configure(queue, settings)
     yield queue
     queues.configure(None)
@@ -185,7 +186,9 @@ def dead_letters(queue: JobQueue, endpoint: str) -> list[dict[str, Any]]:
         if not messages:
             return out
         for message in messages:
-            attributes = {k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()}
+            attributes = {
+                k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()
+            }
             out.append({**json.loads(message["Body"]), "attributes": attributes})
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
