@@ -51,3 +51,6 @@ cfn-lint: $(TOOLS_STAMP)  ## cfn-lint (no error or warning) and checkov (no fail
 	$(TOOLS_VENV)/bin/cfn-lint cloudformation/*.yaml
 	BC_SKIP_MAPPING=TRUE $(TOOLS_VENV)/bin/checkov -d cloudformation --framework cloudformation \
 		--skip-download --compact --quiet
+
+worker: $(STAMP)  ## long-poll the jobs queue (needs a shared DYNAMODB_HOST and JOBS_QUEUE_URL; `make run` has its own worker thread)
+	$(PY) -m app_lib worker
