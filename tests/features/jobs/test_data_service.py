@@ -1,0 +1,175 @@
+"""The conditional writes of JobDataService against the real moto server."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from app_lib.common.errors import UnprocessableError
+from app_lib.features.jobs.data_service import JobDataService, LeaseLostError, utcnow
+from app_lib.features.jobs.queue import JobQueue
+from app_lib.features.jobs.service import body_hash, submit
+from app_lib.features.jobs.table import JobKeyTable, JobStatus, JobTable
+from app_lib.features.jobs.worker import WorkerConfig
+from tests.features.jobs.conftest import stored
+
+
+def new_job(data: JobDataService, job_type: str = "test.echo") -> JobTable:
+    now = utcnow()
+    job = JobTable(
+        job_id=data.new_id(),
+        job_type=job_type,
+        params={"value": 1},
+        status=JobStatus.PENDING.value,
+        created_at=now,
+        updated_at=now,
+    )
+    data.create(job)
+    return job
+
+
+def wait_past(instant: float) -> None:
+    while time.time() <= instant:
+        time.sleep(0.05)
+
+
+def test_of_two_workers_claiming_one_job_exactly_one_wins(data: JobDataService) -> None:
+    job = new_job(data)
+    first, second = stored(data, job.job_id), stored(data, job.job_id)
+    assert data.claim(first, "a", 30) is True
+    assert data.claim(second, "b", 30) is False
+    current = stored(data, job.job_id)
+    assert current.status == JobStatus.PROCESSING and current.claim_token == "a"
+    assert current.attempts == 1 and current.lease_until is not None
+
+
+def test_expired_lease_is_taken_over_and_the_old_owner_can_write_nothing(
+    data: JobDataService,
+) -> None:
+    job = new_job(data)
+    old = stored(data, job.job_id)
+    assert data.claim(old, "old", lease_seconds=0.3)
+    assert not data.claim(stored(data, job.job_id), "new", 30)  # the lease still runs
+    assert old.lease_until is not None
+    wait_past(old.lease_until)
+    new = stored(data, job.job_id)
+    assert data.claim(new, "new", 30)
+    assert new.attempts == 2
+    with pytest.raises(LeaseLostError):
+        data.heartbeat(old, "old", 30, progress=90)
+    with pytest.raises(LeaseLostError):
+        data.complete(old, "old", {"from": "old"})
+    data.complete(new, "new", {"from": "new"})
+    done = stored(data, job.job_id)
+    assert done.status == JobStatus.COMPLETED and done.result == {"from": "new"}
+    assert done.claim_token is None and done.lease_until is None
+
+
+def test_finished_or_cancelled_jobs_cannot_be_claimed(data: JobDataService) -> None:
+    done = new_job(data)
+    assert data.claim(done, "w", 30)
+    data.complete(done, "w", {})
+    assert not data.claim(stored(data, done.job_id), "again", 30)
+    cancelled = new_job(data)
+    data.cancel(cancelled)
+    assert not data.claim(stored(data, cancelled.job_id), "w", 30)
+
+
+def test_released_job_is_claimable_at_once_and_keeps_its_error(data: JobDataService) -> None:
+    job = new_job(data)
+    assert data.claim(job, "w1", 30)
+    data.release(job, "w1", "attempt 1: boom")
+    released = stored(data, job.job_id)
+    assert released.status == JobStatus.PROCESSING and released.claim_token is None
+    assert released.error == "attempt 1: boom"
+    assert data.claim(released, "w2", 30) and released.attempts == 2
+
+
+def test_give_up_never_takes_a_job_whose_lease_runs(data: JobDataService) -> None:
+    job = new_job(data)
+    assert data.claim(job, "w", 30)
+    assert not data.give_up(stored(data, job.job_id), "no")
+    assert stored(data, job.job_id).status == JobStatus.PROCESSING
+
+
+def test_heartbeat_extends_the_lease_and_records_progress(data: JobDataService) -> None:
+    job = new_job(data)
+    assert data.claim(job, "w", 1)
+    before = job.lease_until
+    data.heartbeat(job, "w", 60, progress=40)
+    current = stored(data, job.job_id)
+    assert current.progress == 40 and before is not None
+    assert current.lease_until is not None and current.lease_until > before + 30
+
+
+def test_key_race_and_body_mismatch(data: JobDataService) -> None:
+    first = new_job_object(data)
+    created, was_created = data.create_with_key(first, "k", "hash-1")
+    assert was_created and created.job_id == first.job_id
+    replay, replay_created = data.create_with_key(new_job_object(data), "k", "hash-1")
+    assert not replay_created and replay.job_id == first.job_id
+    with pytest.raises(UnprocessableError):
+        data.create_with_key(new_job_object(data), "k", "hash-2")
+    assert sum(1 for _ in JobTable.scan()) == 1
+
+
+def test_an_expired_key_counts_as_absent(data: JobDataService) -> None:
+    # DynamoDB deletes expired rows only eventually; until then the key must not block a submit.
+    old = new_job(data)
+    JobKeyTable(
+        key="k",
+        job_id=old.job_id,
+        body_hash="other",
+        created_at=utcnow() - timedelta(days=2),
+        expires_at=utcnow() - timedelta(days=1),
+    ).save()
+    job, created = data.create_with_key(new_job_object(data), "k", "mine")
+    assert created and job.job_id != old.job_id
+    assert JobKeyTable.get("k").job_id == job.job_id
+
+
+def test_withdraw_removes_job_and_key_unless_a_worker_has_it(data: JobDataService) -> None:
+    job, _ = data.create_with_key(new_job_object(data), "k1", "h")
+    assert data.withdraw(job, "k1") is True
+    assert data.get(job.job_id) is None and sum(1 for _ in JobKeyTable.scan()) == 0
+    taken, _ = data.create_with_key(new_job_object(data), "k2", "h")
+    assert data.claim(stored(data, taken.job_id), "w", 30)
+    assert data.withdraw(taken, "k2") is False
+    assert data.get(taken.job_id) is not None and JobKeyTable.get("k2").job_id == taken.job_id
+
+
+def test_body_hash_ignores_key_order_only() -> None:
+    assert body_hash("t", {"a": 1, "b": [1, 2]}) == body_hash("t", {"b": [1, 2], "a": 1})
+    assert body_hash("t", {"a": 1}) != body_hash("t", {"a": "1"})
+    assert body_hash("t", {"a": 1}) != body_hash("u", {"a": 1})
+
+
+def test_lease_is_shorter_than_the_visibility_timeout() -> None:
+    # A dead worker's message must reappear only after its lease has run out.
+    for visibility in (2, 10, 30, 900, 43200):
+        config = WorkerConfig(3, visibility)
+        assert 0 < config.lease_seconds <= visibility - 1
+        assert config.heartbeat_seconds < config.lease_seconds
+
+
+def test_created_key_sorts_by_creation_time(
+    data: JobDataService, jobs_queue: JobQueue, echo_type: str
+) -> None:
+    jobs = [submit(data, jobs_queue, echo_type, {"value": n}).job for n in range(3)]
+    keys = [job.created_key for job in jobs]
+    assert keys == sorted(keys)
+    assert all(key.endswith("#" + job.job_id) for key, job in zip(keys, jobs, strict=True))
+
+
+def new_job_object(data: JobDataService) -> JobTable:
+    now = utcnow()
+    return JobTable(
+        job_id=data.new_id(),
+        job_type="test.echo",
+        params={"value": 1},
+        status=JobStatus.PENDING.value,
+        created_at=now,
+        updated_at=now,
+    )
