@@ -32,7 +32,7 @@ bench: $(STAMP)  ## measured ratios; writes bench/results.json
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-tools .mypy_cache .ruff_cache .pytest_cache
 
 container-smoke:  ## build the image with podman (installs it if needed) and smoke-test it on 127.0.0.1
 	bash scripts/container_smoke.sh
