@@ -31,6 +31,9 @@ from app_lib.features.jobs.table import JobStatus, JobTable
 
 log = logging.getLogger(__name__)
 
+# Longest error text a job records (the row has room; people read it).
+_MAX_ERROR = 4000
+
 
 class Outcome(StrEnum):
     DONE = "done"  # the message has served its purpose: delete it (Lambda deletes it itself)
@@ -128,7 +131,7 @@ class JobProcessor:
             raise
         except Exception as error:
             lease.stop()
-            message = f"{type(error).__name__}: {error}"
+            message = describe(error)
             permanent = isinstance(error, _PermanentError) or (
                 isinstance(error, AppError) and error.status < 500
             )
@@ -259,6 +262,15 @@ class _Lease:
                 self.lost = True
                 raise
         self.processor._set_visibility(self.receipt_handle, config.visibility_timeout)
+
+
+def describe(error: Exception) -> str:
+    """The error a job records: its type and message, with a domain error's details (e.g. the
+    bad rows of an import)."""
+    text = f"{type(error).__name__}: {error}"
+    if isinstance(error, AppError) and error.extra:
+        text += " " + json.dumps(error.extra, default=str, ensure_ascii=False)
+    return text[:_MAX_ERROR]
 
 
 def _job_id(body: str) -> str:
