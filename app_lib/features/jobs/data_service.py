@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -10,10 +11,10 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
-from pynamodb.transactions import TransactWrite
 
 from app_lib.common.data.pynamodb_data_service import IndexPlan, PynamoDataService
 from app_lib.common.errors import (
+    AppError,
     ConflictError,
     NotFoundError,
     PreconditionFailedError,
@@ -24,10 +25,17 @@ from app_lib.common.errors import (
 )
 from app_lib.features.jobs.table import JobKeyTable, JobStatus, JobTable
 
+log = logging.getLogger(__name__)
+
 # How long an Idempotency-Key is remembered. Shorter than the life of any finished job (at least
 # a day, see JOBS_TTL_DAYS), so a remembered key always finds its job.
 KEY_TTL = timedelta(hours=24)
-_KEY_RACE_ROUNDS = 5
+# A key whose job has not appeared this long after the key was written belongs to a submit that
+# died between its two writes; a retry may take the key over. (A live submit writes its job
+# within its database timeouts and retries, seconds at most.)
+KEY_ABANDONED_AFTER = timedelta(seconds=60)
+_KEY_RACE_ROUNDS = 20
+_KEY_RACE_PAUSE = 0.05
 
 
 class LeaseLostError(Exception):
@@ -67,8 +75,9 @@ class JobDataService(PynamoDataService[JobTable]):
     def create_with_key(self, job: JobTable, key: str, body_hash: str) -> tuple[JobTable, bool]:
         """Create `job` under an Idempotency-Key; or, when the key exists, return its job.
 
-        Returns (job, created). The key and the job are written in one transaction, so of any
-        number of concurrent submits exactly one creates a job and a key never lacks its job.
+        Returns (job, created). The key row is written first, conditionally: of any number of
+        concurrent submits exactly one writes it and then its job; the others read the key and
+        return that job. (Single-item conditional writes only: no transaction is needed.)
         """
         job.derive_keys()
         for _ in range(_KEY_RACE_ROUNDS):
@@ -80,56 +89,78 @@ class JobDataService(PynamoDataService[JobTable]):
                 created_at=now,
                 expires_at=now + KEY_TTL,
             )
-            try:
-                with dynamo_errors(), TransactWrite(connection=_connection()) as transaction:
-                    # First writer wins. DynamoDB deletes expired rows only eventually (within
-                    # days), so a key past its expiry counts as absent.
-                    transaction.save(
-                        row,
-                        condition=JobKeyTable.key.does_not_exist() | (JobKeyTable.expires_at < now),
+            # First writer wins. DynamoDB deletes expired rows only eventually (within days), so
+            # a key past its expiry counts as absent.
+            if not self._put_key(
+                row, JobKeyTable.key.does_not_exist() | (JobKeyTable.expires_at < now)
+            ):
+                existing = self._key(key)
+                if existing is None or existing.expires_at < now:
+                    continue  # withdrawn or expired meanwhile: try to write it again
+                if existing.body_hash != body_hash:
+                    raise UnprocessableError(
+                        "this Idempotency-Key was already used with a different request body"
                     )
-                    # A fresh uuid never exists; the condition makes an overwrite impossible.
-                    transaction.save(job, condition=JobTable.job_id.does_not_exist())
-                return job, True
-            except PynamoDBException as error:
-                # Cancelled: the key exists (or another transaction on it was in flight).
-                if not is_condition_failure(error):
-                    raise
-            existing = self._key(key)
-            if existing is None or existing.expires_at < utcnow():
-                time.sleep(0.05)
-                continue  # the other transaction did not commit (or was withdrawn): try again
-            if existing.body_hash != body_hash:
-                raise UnprocessableError(
-                    "this Idempotency-Key was already used with a different request body"
-                )
-            original = self.get(existing.job_id)
-            if original is None:
-                raise ServiceUnavailableError(
-                    "the first request with this Idempotency-Key is being withdrawn; retry",
-                    retry_after=1,
-                )
-            return original, False
-        raise ServiceUnavailableError("too many concurrent requests with this Idempotency-Key")
+                original = self.get(existing.job_id)
+                if original is not None:
+                    return original, False
+                if existing.created_at > now - KEY_ABANDONED_AFTER:
+                    # Its writer is between its two writes (or withdrawing a failed submit).
+                    time.sleep(_KEY_RACE_PAUSE)
+                    continue
+                # Its writer died between the two writes: take over that very key row.
+                if not self._put_key(row, JobKeyTable.job_id == existing.job_id):
+                    continue
+            try:
+                self.create(job)
+            except BaseException:
+                self._release_key(key, job.job_id, quiet=True)
+                raise
+            return job, True
+        raise ServiceUnavailableError(
+            "another request with this Idempotency-Key is in progress; retry", retry_after=1
+        )
 
     def withdraw(self, job: JobTable, key: str | None) -> bool:
-        """Delete a job whose message could not be sent (and its key), so that nothing of the
+        """Delete a job whose message could not be sent (then its key), so that nothing of the
         failed submit remains. False when a worker has claimed it meanwhile: the send succeeded
-        after all, and the job stays."""
+        after all, and the job (and key) stay."""
         try:
-            with dynamo_errors(), TransactWrite(connection=_connection()) as transaction:
+            with dynamo_errors():
                 # Only while nobody has claimed it (PynamoDB adds: version unchanged).
-                transaction.delete(job, condition=JobTable.status == JobStatus.PENDING.value)
-                if key is not None:
-                    # Only the key that points at this job.
-                    transaction.delete(
-                        JobKeyTable(key=key), condition=JobKeyTable.job_id == job.job_id
-                    )
+                job.delete(condition=JobTable.status == JobStatus.PENDING.value)
+        except PynamoDBException as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        if key is not None:
+            self._release_key(key, job.job_id)
+        return True
+
+    @staticmethod
+    def _put_key(row: JobKeyTable, condition: Condition) -> bool:
+        try:
+            with dynamo_errors():
+                row.save(condition=condition)
         except PynamoDBException as error:
             if is_condition_failure(error):
                 return False
             raise
         return True
+
+    @staticmethod
+    def _release_key(key: str, job_id: str, quiet: bool = False) -> None:
+        try:
+            with dynamo_errors():
+                # Only the key row that points at this job (another submit may own it by now).
+                JobKeyTable(key=key).delete(condition=JobKeyTable.job_id == job_id)
+        except PynamoDBException as error:
+            if not is_condition_failure(error) and not quiet:
+                raise
+        except AppError:
+            if not quiet:
+                raise
+            log.warning("could not release Idempotency-Key of job %s", job_id)
 
     def _key(self, key: str) -> JobKeyTable | None:
         with dynamo_errors():
@@ -302,8 +333,3 @@ class JobDataService(PynamoDataService[JobTable]):
 
 class _ConditionFailedError(Exception):
     pass
-
-
-def _connection() -> Any:
-    """The PynamoDB connection of the jobs tables (both live on one endpoint)."""
-    return JobTable._get_connection().connection

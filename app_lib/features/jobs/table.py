@@ -91,7 +91,7 @@ class JobTable(VersionedTable):
 class JobKeyTable(Model):
     """An Idempotency-Key: which job it created and a hash of the body it was sent with.
 
-    Written once, in the same transaction as the job, so a key never exists without its job.
+    Written (conditionally) just before its job: the first writer of a key owns it.
     """
 
     class Meta:

@@ -7,8 +7,14 @@ from datetime import timedelta
 
 import pytest
 
-from app_lib.common.errors import UnprocessableError
-from app_lib.features.jobs.data_service import JobDataService, LeaseLostError, utcnow
+from app_lib.common.errors import ServiceUnavailableError, UnprocessableError
+from app_lib.features.jobs.data_service import (
+    KEY_ABANDONED_AFTER,
+    KEY_TTL,
+    JobDataService,
+    LeaseLostError,
+    utcnow,
+)
 from app_lib.features.jobs.queue import JobQueue
 from app_lib.features.jobs.service import body_hash, submit
 from app_lib.features.jobs.table import JobKeyTable, JobStatus, JobTable
@@ -128,6 +134,28 @@ def test_an_expired_key_counts_as_absent(data: JobDataService) -> None:
     job, created = data.create_with_key(new_job_object(data), "k", "mine")
     assert created and job.job_id != old.job_id
     assert JobKeyTable.get("k").job_id == job.job_id
+
+
+def test_a_key_whose_job_never_appeared_is_taken_over_after_a_while(
+    data: JobDataService,
+) -> None:
+    # A submit that died between writing the key and writing its job.
+    def orphan_key(age: timedelta) -> None:
+        JobKeyTable(
+            key="k",
+            job_id="never-written",
+            body_hash="h",
+            created_at=utcnow() - age,
+            expires_at=utcnow() + KEY_TTL,
+        ).save()
+
+    orphan_key(timedelta(seconds=1))
+    with pytest.raises(ServiceUnavailableError):  # young: its writer may still be at work
+        data.create_with_key(new_job_object(data), "k", "h")
+    orphan_key(KEY_ABANDONED_AFTER + timedelta(seconds=1))
+    job, created = data.create_with_key(new_job_object(data), "k", "h")
+    assert created and JobKeyTable.get("k").job_id == job.job_id
+    assert stored(data, job.job_id).idempotency_key is None  # new_job_object sets none
 
 
 def test_withdraw_removes_job_and_key_unless_a_worker_has_it(data: JobDataService) -> None:
