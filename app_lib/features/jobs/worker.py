@@ -290,17 +290,23 @@ class Worker:
     def __init__(self, processor: JobProcessor, queue: JobQueue) -> None:
         self.processor = processor
         self.queue = queue
+        # True while a received message is being processed (not while long-polling).
+        self.busy = False
 
     def run_once(self, wait_seconds: int | None = None) -> list[tuple[QueueMessage, Outcome]]:
         """One receive (up to `wait_seconds` long) and the processing of what it returned."""
         # One message at a time: others received with it would wait, invisible, meanwhile.
         done = []
         for message in self.queue.receive(1, wait_seconds):
-            outcome = self.processor.process_message(
-                message.body, message.receive_count, message.receipt_handle
-            )
-            if outcome is Outcome.DONE:
-                self.queue.delete(message.receipt_handle)
+            self.busy = True
+            try:
+                outcome = self.processor.process_message(
+                    message.body, message.receive_count, message.receipt_handle
+                )
+                if outcome is Outcome.DONE:
+                    self.queue.delete(message.receipt_handle)
+            finally:
+                self.busy = False
             done.append((message, outcome))
         return done
 
@@ -364,15 +370,15 @@ def run_workers(settings: Settings, threads: int = 1) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    workers = [
-        threading.Thread(target=make_worker(settings, queue).run, args=(stop,), name=f"worker-{n}")
-        for n in range(threads)
-    ]
-    for thread in workers:
-        thread.start()
+    workers = [make_worker(settings, queue) for _ in range(threads)]
+    for n, worker in enumerate(workers):
+        # Daemons: an idle long poll is abandoned at exit (a message it might still receive
+        # stays invisible for one visibility timeout, then reappears; nothing is lost).
+        threading.Thread(target=worker.run, args=(stop,), name=f"worker-{n}", daemon=True).start()
     log.info("jobs workers polling", extra={"queue": queue.url, "threads": threads})
-    # A job in progress finishes first (its message is deleted only after its result is written).
-    while any(thread.is_alive() for thread in workers):
-        for thread in workers:
-            thread.join(timeout=0.5)
+    stop.wait()
+    # Let the jobs in progress finish: their messages are deleted once their results are written.
+    while any(worker.busy for worker in workers):
+        time.sleep(0.2)
+    log.info("jobs workers stopped")
     return 0

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from app_lib.common.config import Settings
 from app_lib.common.errors import UnprocessableError
 from app_lib.common.jobs import Progress
 from app_lib.features.jobs.data_service import JobDataService
@@ -239,3 +240,17 @@ def test_cancelled_job_is_not_run(
     assert stored(data, job.job_id).status == JobStatus.CANCELLED
     assert calls.started == 0
     assert message_counts(jobs_queue.url, dynamodb_endpoint) == (0, 0)
+
+
+def test_worker_command_refuses_the_embedded_database(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The embedded server lives inside `make run` (which has its own worker thread).
+    import argparse
+
+    import app_lib.__main__ as cli
+
+    embedded = settings.model_copy(update={"dynamodb_host": "embedded"})
+    monkeypatch.setattr(cli, "get_settings", lambda: embedded)
+    assert cli._worker(argparse.Namespace(threads=1)) == 2
+    assert "DYNAMODB_HOST is 'embedded'" in capsys.readouterr().err
