@@ -215,7 +215,8 @@ class JobDataService(PynamoDataService[JobTable]):
         # Only a PENDING job, or a PROCESSING one whose worker let its lease run out (it died or
         # hung), can be claimed. Of two workers racing for a job, exactly one update succeeds.
         claimable = (JobTable.status == JobStatus.PENDING.value) | (
-            (JobTable.status == JobStatus.PROCESSING.value) & (JobTable.lease_until < now)
+            (JobTable.status == JobStatus.PROCESSING.value)
+            & ((JobTable.lease_until < now) | JobTable.lease_until.does_not_exist())
         )
         try:
             self._update(job, actions, claimable)

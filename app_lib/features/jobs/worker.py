@@ -261,7 +261,8 @@ class _Lease:
             except LeaseLostError:
                 self.lost = True
                 raise
-        self.processor._set_visibility(self.receipt_handle, config.visibility_timeout)
+        if progress is None:  # the beat, not every progress step, keeps the message hidden
+            self.processor._set_visibility(self.receipt_handle, config.visibility_timeout)
 
 
 def describe(error: Exception) -> str:

@@ -14,6 +14,7 @@ import boto3
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 from app_lib.common.config import Settings
 from app_lib.common.jobs import Progress
@@ -35,6 +36,12 @@ from tests.features.jobs.conftest import (
 )
 
 JOBS = "/api/v1/jobs"
+
+
+class AnyParams(BaseModel):
+    blob: str
+
+
 PROBLEM = "application/problem+json"
 
 
@@ -141,6 +148,24 @@ def test_failed_send_of_a_job_a_worker_already_took_keeps_the_job(
     submission = submit(data, late, echo_type, {"value": 1}, "k")
     assert submission.created and submission.job.status == JobStatus.PROCESSING
     assert count_rows(JobTable) == 1 and count_rows(JobKeyTable) == 1
+
+
+@pytest.mark.parametrize("key", [None, "big"])
+def test_params_too_large_for_a_job_row_are_413_and_leave_nothing(
+    client: TestClient,
+    jobs_queue: JobQueue,
+    echo_type: str,
+    register: Callable[..., None],
+    dynamodb_endpoint: str,
+    key: str | None,
+) -> None:
+    register("test.any", AnyParams, lambda params, progress: {})
+    headers = {"Idempotency-Key": key} if key else {}
+    body = {"type": "test.any", "params": {"blob": "x" * 410_000}}
+    response = client.post(JOBS, json=body, headers=headers)
+    assert response.status_code == 413
+    assert response.headers["content-type"] == PROBLEM
+    assert_nothing_written(jobs_queue, dynamodb_endpoint)
 
 
 # ----- idempotency ---------------------------------------------------------------------------
