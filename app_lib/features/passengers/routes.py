@@ -27,7 +27,9 @@ from app_lib.features.passengers.table import PassengerTable
 router = APIRouter(prefix="/passengers", tags=["passengers"])
 
 
-def get_passenger_service() -> PassengerDataService:
+async def get_passenger_service() -> PassengerDataService:
+    # No I/O here: `async` saves a threadpool hop on every request. Whatever calls PynamoDB
+    # (valid_passenger, the routes that write) stays a plain `def`, run in the threadpool.
     return PassengerDataService()
 
 
@@ -85,7 +87,7 @@ def passengers_by_ticket(
 
 
 @router.get("/{passenger_id}", response_model=PassengerRead, responses=problems(404, 422))
-def get_passenger(passenger: ValidPassenger, response: Response) -> PassengerRead:
+async def get_passenger(passenger: ValidPassenger, response: Response) -> PassengerRead:
     """One passenger; the ETag header is its version, for If-Match on writes."""
     return _read(response, passenger)
 
