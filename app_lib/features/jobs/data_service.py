@@ -237,32 +237,26 @@ class JobDataService(PynamoDataService[JobTable]):
         self._owned_update(job, token, actions)
 
     def complete(self, job: JobTable, token: str, result: dict[str, Any]) -> None:
-        now = utcnow()
-        self._owned_update(
+        self._finish(
             job,
             token,
-            [
-                JobTable.status.set(JobStatus.COMPLETED.value),
-                JobTable.progress.set(100),
-                JobTable.result.set(result),
-                JobTable.error.remove(),
-                JobTable.claim_token.remove(),
-                JobTable.lease_until.remove(),
-                JobTable.updated_at.set(now),
-                JobTable.finished_at.set(now),
-                JobTable.expires_at.set(now + self.ttl),
-            ],
+            JobStatus.COMPLETED,
+            [JobTable.progress.set(100), JobTable.result.set(result), JobTable.error.remove()],
         )
 
     def fail(self, job: JobTable, token: str, error: str) -> None:
         """The last attempt failed: FAILED for good."""
+        self._finish(job, token, JobStatus.FAILED, [JobTable.error.set(error)])
+
+    def _finish(self, job: JobTable, token: str, status: JobStatus, actions: list[Action]) -> None:
+        """The final status: the claim is given up and the row expires after the TTL."""
         now = utcnow()
         self._owned_update(
             job,
             token,
             [
-                JobTable.status.set(JobStatus.FAILED.value),
-                JobTable.error.set(error),
+                JobTable.status.set(status.value),
+                *actions,
                 JobTable.claim_token.remove(),
                 JobTable.lease_until.remove(),
                 JobTable.updated_at.set(now),
