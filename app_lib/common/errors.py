@@ -10,7 +10,11 @@ from typing import Any
 from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
+    CredentialRetrievalError,
     EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
     ReadTimeoutError,
 )
 from fastapi import FastAPI, Request
@@ -104,6 +108,12 @@ _UNAVAILABLE_CODES = {
     "AWS.SimpleQueueService.NonExistentQueue": "the queue is missing",
     "QueueDoesNotExist": "the queue is missing",
 }
+_SETUP_ERRORS = (
+    NoCredentialsError,
+    PartialCredentialsError,
+    CredentialRetrievalError,
+    NoRegionError,
+)
 _NETWORK_ERRORS = (
     EndpointConnectionError,
     ConnectTimeoutError,
@@ -156,6 +166,10 @@ def translate(error: BaseException) -> AppError | None:
         return error
     if any(isinstance(item, _NETWORK_ERRORS) for item in _cause_chain(error)):
         return ServiceUnavailableError("the database did not answer in time", retry_after=2)
+    if any(isinstance(item, _SETUP_ERRORS) for item in _cause_chain(error)):
+        # A deployment fault (no role, no region), not a bug: not ready, and say so in the logs.
+        log.error("cannot call the database: %s", error)
+        return ServiceUnavailableError("the service cannot reach its database", retry_after=5)
     code = _error_code(error)
     if code in _UNAVAILABLE_CODES:
         return ServiceUnavailableError(_UNAVAILABLE_CODES[code], retry_after=1)
@@ -173,7 +187,7 @@ def dynamo_errors() -> Iterator[None]:
     """Turn what the database says into domain errors; anything unknown stays a bug (500)."""
     try:
         yield
-    except (PynamoDBException, *_NETWORK_ERRORS) as error:
+    except (PynamoDBException, *_NETWORK_ERRORS, *_SETUP_ERRORS) as error:
         mapped = translate(error)
         if mapped is None:
             raise

@@ -126,3 +126,20 @@ def test_embedded_database_starts_seeds_and_stops_with_the_app(settings: Setting
         assert len(client.get("/api/v1/passengers", params={"limit": 5}).json()["items"]) == 5
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, timeout=5)
+
+
+def test_missing_credentials_are_503_not_a_crash(
+    client: TestClient, settings: Settings, dynamodb_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # Fresh connections, so botocore looks for credentials again (and finds none).
+    table_registry.configure(settings, dynamodb_endpoint, new_namespace())
+    for path in ("/api/v1/passengers/1", "/ready"):
+        response = client.get(path)
+        assert response.status_code == 503, response.text
+        assert response.json()["detail"] == "the service cannot reach its database"
+        assert "credentials" not in response.text.lower()
