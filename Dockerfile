@@ -48,7 +48,7 @@ CMD ["sh", "-c", "exec python -m app_lib serve --host 0.0.0.0 --port \"${PORT:-8
 # The adapter forwards API Gateway / function-URL requests to the app on AWS_LWA_PORT and other
 # events (SQS for the jobs worker) as POST /events.
 FROM runtime AS lambda
-COPY --from=public.ecr.aws/awsguru/aws-lambda-adapter:0.9.1 /lambda-adapter /opt/extensions/lambda-adapter
+COPY --from=public.ecr.aws/awsguru/aws-lambda-adapter:1.1.0 /lambda-adapter /opt/extensions/lambda-adapter
 ENV AWS_LWA_PORT=8080 \
     AWS_LWA_READINESS_CHECK_PATH=/health \
     AWS_LWA_PASS_THROUGH_PATH=/events \
