@@ -153,6 +153,10 @@ def _error_message(error: BaseException) -> str:
     return str(error)
 
 
+class ConditionFailedError(Exception):
+    """A write's condition did not hold (raised by `conditional_write` unless told otherwise)."""
+
+
 def is_condition_failure(error: BaseException) -> bool:
     return _error_code(error) in (
         "ConditionalCheckFailedException",
@@ -198,6 +202,19 @@ def dynamo_errors() -> Iterator[None]:
         if mapped is None:
             raise
         raise mapped from error
+
+
+@contextmanager
+def conditional_write(on_failure: Exception | None = None) -> Iterator[None]:
+    """`dynamo_errors()` for a conditional write: a condition that did not hold raises
+    `on_failure` (default ConditionFailedError), for the caller to turn into its own answer."""
+    try:
+        with dynamo_errors():
+            yield
+    except PynamoDBException as error:
+        if is_condition_failure(error):
+            raise (on_failure or ConditionFailedError()) from error
+        raise
 
 
 def problem(

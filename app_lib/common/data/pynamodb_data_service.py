@@ -13,12 +13,11 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import reduce
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import GlobalSecondaryIndex
 from pynamodb.pagination import ResultIterator
@@ -27,12 +26,11 @@ from app_lib.common.data import cursor as cursors
 from app_lib.common.data.abstract_data_service import AbstractDataService, Page
 from app_lib.common.data.versioned_table import VersionedTable
 from app_lib.common.errors import (
-    AppError,
     ConflictError,
     PreconditionFailedError,
     ServiceUnavailableError,
+    conditional_write,
     dynamo_errors,
-    is_condition_failure,
 )
 
 M = TypeVar("M", bound=VersionedTable)
@@ -100,14 +98,14 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
 
     def save(self, entity: M) -> None:
         entity.derive_keys()
-        with self._conditional(PreconditionFailedError("the item was changed by another write")):
+        with conditional_write(PreconditionFailedError("the item was changed by another write")):
             entity.save()
 
     def create(self, entity: M) -> None:
         entity.derive_keys()
         # The id must be new: without this condition a put would silently replace an item.
         hash_key = self.model._hash_key_attribute()
-        with self._conditional(ConflictError(f"an item with id {self.id_of(entity)} exists")):
+        with conditional_write(ConflictError(f"an item with id {self.id_of(entity)} exists")):
             entity.save(condition=hash_key.does_not_exist())
 
     def update(
@@ -128,7 +126,7 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
             value = getattr(entity, name)
             actions.append(attribute.remove() if value is None else attribute.set(value))
         # PynamoDB makes the update conditional on the version read and increments it.
-        with self._conditional(PreconditionFailedError("the item was changed by another write")):
+        with conditional_write(PreconditionFailedError("the item was changed by another write")):
             entity.update(actions=actions)
         return entity
 
@@ -147,7 +145,7 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
         """Delete a loaded item, conditional on its version; False if it is already gone."""
         self.check_version(entity, expected_version)
         try:
-            with self._conditional(
+            with conditional_write(
                 PreconditionFailedError("the item was changed by another write")
             ):
                 entity.delete()
@@ -246,17 +244,6 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
             raise PreconditionFailedError(
                 f"the item is at version {entity.version}, not {expected_version}"
             )
-
-    @staticmethod
-    @contextmanager
-    def _conditional(on_condition_failure: AppError) -> Iterator[None]:
-        try:
-            with dynamo_errors():
-                yield
-        except PynamoDBException as error:
-            if is_condition_failure(error):
-                raise on_condition_failure from error
-            raise
 
     def _plan(self, filters: Mapping[str, Any]) -> tuple[IndexPlan | None, tuple[str, ...]]:
         """The index that turns the most filters into key conditions, and those filters."""

@@ -15,13 +15,14 @@ from pynamodb.expressions.update import Action
 from app_lib.common.data.pynamodb_data_service import IndexPlan, PynamoDataService
 from app_lib.common.errors import (
     AppError,
+    ConditionFailedError,
     ConflictError,
     NotFoundError,
     PreconditionFailedError,
     ServiceUnavailableError,
     UnprocessableError,
+    conditional_write,
     dynamo_errors,
-    is_condition_failure,
 )
 from app_lib.features.jobs.table import JobKeyTable, JobStatus, JobTable
 
@@ -126,13 +127,11 @@ class JobDataService(PynamoDataService[JobTable]):
         failed submit remains. False when a worker has claimed it meanwhile: the send succeeded
         after all, and the job (and key) stay."""
         try:
-            with dynamo_errors():
+            with conditional_write():
                 # Only while nobody has claimed it (PynamoDB adds: version unchanged).
                 job.delete(condition=JobTable.status == JobStatus.PENDING.value)
-        except PynamoDBException as error:
-            if is_condition_failure(error):
-                return False
-            raise
+        except ConditionFailedError:
+            return False
         if key is not None:
             self._release_key(key, job.job_id)
         return True
@@ -140,24 +139,21 @@ class JobDataService(PynamoDataService[JobTable]):
     @staticmethod
     def _put_key(row: JobKeyTable, condition: Condition) -> bool:
         try:
-            with dynamo_errors():
+            with conditional_write():
                 row.save(condition=condition)
-        except PynamoDBException as error:
-            if is_condition_failure(error):
-                return False
-            raise
+        except ConditionFailedError:
+            return False
         return True
 
     @staticmethod
     def _release_key(key: str, job_id: str, quiet: bool = False) -> None:
         try:
-            with dynamo_errors():
+            with conditional_write():
                 # Only the key row that points at this job (another submit may own it by now).
                 JobKeyTable(key=key).delete(condition=JobKeyTable.job_id == job_id)
-        except PynamoDBException as error:
-            if not is_condition_failure(error) and not quiet:
-                raise
-        except AppError:
+        except ConditionFailedError:
+            pass
+        except (AppError, PynamoDBException):
             if not quiet:
                 raise
             log.warning("could not release Idempotency-Key of job %s", job_id)
@@ -191,7 +187,7 @@ class JobDataService(PynamoDataService[JobTable]):
                 JobTable.status == JobStatus.PENDING.value,
                 check_version=expected_version is not None,
             )
-        except _ConditionFailedError:
+        except ConditionFailedError:
             current = self.load(job.job_id)
             if current.status != JobStatus.PENDING:
                 raise ConflictError(
@@ -220,7 +216,7 @@ class JobDataService(PynamoDataService[JobTable]):
         )
         try:
             self._update(job, actions, claimable)
-        except _ConditionFailedError:
+        except ConditionFailedError:
             return False
         return True
 
@@ -249,21 +245,21 @@ class JobDataService(PynamoDataService[JobTable]):
         self._finish(job, token, JobStatus.FAILED, [JobTable.error.set(error)])
 
     def _finish(self, job: JobTable, token: str, status: JobStatus, actions: list[Action]) -> None:
-        """The final status: the claim is given up and the row expires after the TTL."""
+        """The final status, written by the worker that holds the claim."""
+        self._owned_update(job, token, self._final(status, actions))
+
+    def _final(self, status: JobStatus, actions: list[Action]) -> list[Action]:
+        """A final status: the claim is given up and the row expires after the TTL."""
         now = utcnow()
-        self._owned_update(
-            job,
-            token,
-            [
-                JobTable.status.set(status.value),
-                *actions,
-                JobTable.claim_token.remove(),
-                JobTable.lease_until.remove(),
-                JobTable.updated_at.set(now),
-                JobTable.finished_at.set(now),
-                JobTable.expires_at.set(now + self.ttl),
-            ],
-        )
+        return [
+            JobTable.status.set(status.value),
+            *actions,
+            JobTable.claim_token.remove(),
+            JobTable.lease_until.remove(),
+            JobTable.updated_at.set(now),
+            JobTable.finished_at.set(now),
+            JobTable.expires_at.set(now + self.ttl),
+        ]
 
     def release(self, job: JobTable, token: str, error: str) -> None:
         """An attempt failed and another may follow: give the claim up at once (the job stays
@@ -282,16 +278,7 @@ class JobDataService(PynamoDataService[JobTable]):
     def give_up(self, job: JobTable, error: str) -> bool:
         """Mark FAILED a job whose attempts are used up without a worker recording an outcome
         (each one died). False if the job changed since it was read."""
-        now = utcnow()
-        actions = [
-            JobTable.status.set(JobStatus.FAILED.value),
-            JobTable.error.set(error),
-            JobTable.claim_token.remove(),
-            JobTable.lease_until.remove(),
-            JobTable.updated_at.set(now),
-            JobTable.finished_at.set(now),
-            JobTable.expires_at.set(now + self.ttl),
-        ]
+        actions = self._final(JobStatus.FAILED, [JobTable.error.set(error)])
         # Only the state this decision was made on (PynamoDB adds: version unchanged), and never
         # a job whose lease is still running.
         unowned = (JobTable.status == JobStatus.PENDING.value) | (
@@ -299,7 +286,7 @@ class JobDataService(PynamoDataService[JobTable]):
         )
         try:
             self._update(job, actions, unowned, check_version=True)
-        except _ConditionFailedError:
+        except ConditionFailedError:
             return False
         return True
 
@@ -309,22 +296,13 @@ class JobDataService(PynamoDataService[JobTable]):
         owned = (JobTable.status == JobStatus.PROCESSING.value) & (JobTable.claim_token == token)
         try:
             self._update(job, actions, owned)
-        except _ConditionFailedError:
+        except ConditionFailedError:
             raise LeaseLostError(f"job {job.job_id} is no longer owned by this worker") from None
 
     @staticmethod
     def _update(
         job: JobTable, actions: Sequence[Action], condition: Condition, check_version: bool = False
     ) -> None:
-        try:
-            with dynamo_errors():
-                # The version is still incremented (so ETags change); the condition decides.
-                job.update(list(actions), condition=condition, add_version_condition=check_version)
-        except PynamoDBException as error:
-            if is_condition_failure(error):
-                raise _ConditionFailedError from error
-            raise
-
-
-class _ConditionFailedError(Exception):
-    pass
+        with conditional_write():
+            # The version is still incremented (so ETags change); the condition decides.
+            job.update(list(actions), condition=condition, add_version_condition=check_version)
