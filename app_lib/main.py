@@ -26,12 +26,10 @@ API_PREFIX = "/api/v1"
 def prepare_database(settings: Settings, found: list[features.Feature], host: str | None) -> None:
     """Point every model at `host`; off AWS, create missing tables and seed empty ones."""
     table_registry.configure(settings, host)
-    if host is None:
-        start_features(settings, found, host)
-        return  # On AWS the tables belong to the CloudFormation stacks.
-    table_registry.create_tables()
+    if host is not None:  # On AWS the tables belong to the CloudFormation stacks.
+        table_registry.create_tables()
     start_features(settings, found, host)
-    if not settings.seed_on_start:
+    if host is None or not settings.seed_on_start:
         return
     for feature in found:
         if feature.seed and all(_is_empty(table) for table in feature.tables):
