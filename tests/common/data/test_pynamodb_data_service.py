@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from botocore.client import BaseClient
 
 from app_lib.common.config import Settings
 from app_lib.common.data.abstract_data_service import Page
@@ -175,7 +174,3 @@ def test_record_operations_sees_scans(service: WidgetDataService) -> None:
     with record_operations(WidgetTable) as calls:
         service.page(10)
     assert [name for name, _ in calls] == ["Scan"]
-
-
-def _client(model: type[WidgetTable]) -> BaseClient:
-    return model._get_connection().connection.client
