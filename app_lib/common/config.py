@@ -29,11 +29,15 @@ class Settings(BaseSettings):
     dynamodb_connect_timeout: float = Field(default=2.0, gt=0, le=60)
     dynamodb_read_timeout: float = Field(default=5.0, gt=0, le=120)
     dynamodb_max_retries: int = Field(default=2, ge=0, le=10)
+    dynamodb_request_timeout: float = Field(default=5.0, gt=0, le=300)
+    data_dir: str = ".data"
     cursor_secret: str = ""
     require_if_match: bool = False
     seed_on_start: bool = True
     jobs_queue_url: str = ""
     run_worker: bool = True
+    # The process is the Lambda worker behind the Lambda Web Adapter: mount POST /events.
+    lambda_worker: bool = False
     # jobs
     jobs_max_attempts: int = Field(default=3, ge=1, le=100)
     jobs_visibility_timeout: int = Field(default=30, ge=2, le=43200)

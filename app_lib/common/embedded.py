@@ -1,18 +1,26 @@
 """The embedded DynamoDB (and SQS): moto's server mode in a child process on 127.0.0.1.
 
-The child picks a free port, prints it, and serves until its standard input closes. The parent
-holds that pipe, so the server stops with the app even when the app is killed without cleanup.
-A separate process keeps moto's Python work off the app's GIL, so latencies are the server's.
-moto is imported only in the child: a deployment against AWS never imports it.
+The child serves until its standard input closes. The parent holds that pipe, so the server
+stops with the app even when the app is killed without cleanup. A separate process keeps moto's
+Python work off the app's GIL. moto is imported only in the child (`embedded_server`): a
+deployment against AWS never imports it.
+
+The parent watches the child: if it dies, it is started again on the same port (its data comes
+back from the data directory, when there is one) and `on_restart` runs, so the app re-creates
+what is missing without a restart of its own.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 
 log = logging.getLogger(__name__)
@@ -29,49 +37,129 @@ def use_fake_credentials() -> None:
         os.environ.setdefault(key, value)
 
 
-class EmbeddedServer:
-    """A moto server on 127.0.0.1 and a free port; `url` once started."""
+class EmbeddedServerError(RuntimeError):
+    """The embedded database could not be started."""
 
-    def __init__(self, start_timeout: float = 60.0) -> None:
+
+class EmbeddedServer:
+    """A moto server on 127.0.0.1; `url` once started.
+
+    `data_dir`: where its data persists (None = in memory only). `switch_interval`: for tests,
+    makes the server's threads switch very often, so that races show on every run.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        port: int = 0,
+        switch_interval: float | None = None,
+        start_timeout: float = 60.0,
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.switch_interval = switch_interval
         self.start_timeout = start_timeout
         self.url = ""
+        self.restarts = 0
+        # Seconds the last start took to replay the data directory (None: nothing to load).
+        self.load_seconds: float | None = None
         self._process: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.pid if process is not None else None
 
     def start(self) -> str:
         use_fake_credentials()
-        # Our own interpreter running our own module.
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "app_lib.common.embedded"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        port: list[str] = []
-        reader = threading.Thread(
-            target=lambda: port.append(self._process.stdout.readline()),  # type: ignore[union-attr]
-            daemon=True,
-        )
-        reader.start()
-        reader.join(self.start_timeout)
-        line = port[0].strip() if port else ""
-        if not line.startswith("PORT "):
-            self.stop()
-            raise RuntimeError("the embedded database did not start (is moto[server] installed?)")
-        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
+        with self._lock:
+            self._stopping.clear()
+            self._spawn()
         log.info("embedded database started", extra={"endpoint": self.url})
         return self.url
 
+    def _spawn(self) -> None:
+        command = [sys.executable, "-m", "app_lib.common.embedded", "--port", str(self.port)]
+        if self.data_dir is not None:
+            command += ["--data-dir", str(self.data_dir)]
+        if self.switch_interval:
+            command += ["--switch-interval", repr(self.switch_interval)]
+        # Our own interpreter running our own module.
+        process = subprocess.Popen(  # noqa: S603
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        lines: list[str] = []
+
+        def read() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line)
+                if line.startswith("PORT "):
+                    return
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(self.start_timeout)
+        port_line = next((line for line in lines if line.startswith("PORT ")), "")
+        if not port_line:
+            _end(process)
+            raise EmbeddedServerError(
+                "the embedded database did not start (is moto[server] installed? "
+                "is the data directory used by another process?)"
+            )
+        loaded = next((line for line in lines if line.startswith("LOADED ")), "")
+        self.load_seconds = float(loaded.split()[2]) if loaded else None
+        self.port = int(port_line.split()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process = process
+
+    def watch(self, on_restart: Callable[[], None], poll_seconds: float = 0.2) -> None:
+        """Restart the child whenever it dies (until `stop`), then call `on_restart`."""
+
+        def loop() -> None:
+            failures = 0
+            while not self._stopping.wait(poll_seconds):
+                process = self._process
+                if process is None or process.poll() is None:
+                    continue
+                with self._lock:
+                    if self._stopping.is_set() or self._process is not process:
+                        continue
+                    log.error(
+                        "the embedded database stopped (exit code %s); starting it again",
+                        process.returncode,
+                    )
+                    try:
+                        self._spawn()
+                    except (EmbeddedServerError, OSError) as error:
+                        failures += 1
+                        log.error("restarting the embedded database failed: %s", error)
+                        self._stopping.wait(min(10.0, 0.5 * 2**failures))
+                        continue
+                failures = 0
+                self.restarts += 1
+                try:
+                    on_restart()
+                except Exception:
+                    log.exception("re-preparing the embedded database failed")
+
+        self._watcher = threading.Thread(target=loop, name="embedded-watch", daemon=True)
+        self._watcher.start()
+
     def stop(self) -> None:
-        process, self._process = self._process, None
+        self._stopping.set()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(timeout=10)
+        with self._lock:
+            process, self._process = self._process, None
         if process is None:
             return
-        try:
-            if process.stdin:
-                process.stdin.close()
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        _end(process)
         log.info("embedded database stopped")
 
     def __enter__(self) -> EmbeddedServer:
@@ -87,17 +175,45 @@ class EmbeddedServer:
         self.stop()
 
 
-def _serve() -> None:
-    from moto.server import ThreadedMotoServer
+def _end(process: subprocess.Popen[str]) -> None:
+    """Close the child's standard input (it then saves and exits); kill it if it does not."""
+    try:
+        if process.stdin:
+            process.stdin.close()
+        process.wait(timeout=10)
+    except (subprocess.TimeoutExpired, OSError):
+        process.kill()
+        process.wait(timeout=10)
+    if process.stdout:
+        process.stdout.close()
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    print(f"PORT {server.get_host_and_port()[1]}", flush=True)
-    # Serve until the parent closes our standard input (or dies).
-    sys.stdin.read()
-    server.stop()
+
+def wait_until_answering(url: str, timeout: float = 10.0) -> bool:
+    """True once something accepts connections at `url` (bounded)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m app_lib.common.embedded")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--switch-interval", type=float)
+    args = parser.parse_args(argv)
+    from app_lib.common.embedded_server import serve
+
+    serve(args.port, args.data_dir, args.switch_interval)
 
 
 if __name__ == "__main__":
-    _serve()
+    main()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from urllib.parse import urlparse
 
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
+from app_lib.common.aws import install_time_budget
 from app_lib.common.config import Settings
-from app_lib.common.errors import dynamo_errors
+from app_lib.common.errors import dynamo_errors, translate
 from app_lib.common.util.pynamodb_util import PynamodbUtil, TableName
 
 log = logging.getLogger(__name__)
@@ -45,7 +49,20 @@ def configure_model(
 ) -> None:
     ns = settings.app_namespace if namespace is None else namespace
     meta = model.Meta
-    meta.table_name = PynamodbUtil.table_name(base_name(model), ns, settings.app_env)
+    name = PynamodbUtil.table_name(base_name(model), ns, settings.app_env)
+    wanted: tuple[object, ...] = (
+        name,
+        host,
+        settings.aws_region,
+        settings.dynamodb_connect_timeout,
+        settings.dynamodb_read_timeout,
+        settings.dynamodb_max_retries,
+        settings.dynamodb_request_timeout,
+    )
+    if getattr(model, "_app_lib_configured", None) == wanted and model._connection is not None:
+        # Unchanged (a repair after a restart): keep the connection that requests are using.
+        return
+    meta.table_name = name
     meta.host = host
     meta.region = settings.aws_region
     meta.connect_timeout_seconds = settings.dynamodb_connect_timeout  # type: ignore[assignment]
@@ -53,16 +70,66 @@ def configure_model(
     meta.max_retry_attempts = settings.dynamodb_max_retries
     # PynamoDB caches one connection per model; drop it so the new endpoint is used.
     model._connection = None
+    # Make the client now, to give every call one time budget, retries included. (PynamoDB
+    # makes a new client only when this one has no credentials: then every call fails anyway.)
+    install_time_budget(
+        model._get_connection().connection.client,
+        settings.dynamodb_request_timeout,
+        settings.dynamodb_read_timeout,
+    )
+    model._app_lib_configured = wanted  # type: ignore[attr-defined]
+
+
+# Table settings PynamoDB applies after CreateTable, which some DynamoDB-compatible servers do not
+# implement (dynalite has no UpdateTimeToLive). Off AWS the table is usable without them.
+OPTIONAL_TABLE_SETTINGS = frozenset({"UpdateTimeToLive"})
+
+
+def is_aws(host: str | None) -> bool:
+    """None (the SDK's default endpoint) or an explicit *.amazonaws.com[.cn] endpoint."""
+    if host is None:
+        return True
+    hostname = (urlparse(host).hostname or "").lower()
+    return hostname.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+
+
+def unsupported_optional_setting(model: type[Model], error: BaseException) -> ClientError | None:
+    """The server's refusal of an optional table setting, when that may be ignored: off AWS,
+    and not a throttle, outage or network fault (those stay errors: 503)."""
+    if is_aws(model.Meta.host) or translate(error) is not None:
+        return None
+    current: object = error
+    for _ in range(8):
+        if isinstance(current, ClientError):
+            operation = getattr(current, "operation_name", None)
+            return current if operation in OPTIONAL_TABLE_SETTINGS else None
+        current = getattr(current, "cause", None) or getattr(current, "__cause__", None)
+    return None
 
 
 def create_tables(selected: Iterable[type[Model]] | None = None) -> list[str]:
-    """Create the missing tables (idempotent); returns the names it created."""
+    """Create the missing tables (idempotent); returns the names it created.
+
+    Off AWS, an optional setting the server does not support (TTL on dynalite) is logged as a
+    warning and the table is kept without it; against AWS every failure is an error."""
     created = []
     for model in selected or _models:
         with dynamo_errors():
             if model.exists():
                 continue
-            model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+            try:
+                model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+            except PynamoDBException as error:
+                refused = unsupported_optional_setting(model, error)
+                if refused is None:
+                    raise
+                log.warning(
+                    "table %s: the database refused %s (%s); the table works without it",
+                    model.Meta.table_name,
+                    refused.operation_name,
+                    refused.response.get("Error", {}).get("Code", "unknown error"),
+                    extra={"table": model.Meta.table_name, "operation": refused.operation_name},
+                )
         created.append(model.Meta.table_name)
         log.info("created table", extra={"table": model.Meta.table_name})
     return created
@@ -83,3 +150,13 @@ def table_status() -> dict[str, str]:
             description = model._get_connection().describe_table()
         status[model.Meta.table_name] = str(description.get("TableStatus", "UNKNOWN"))
     return status
+
+
+def missing_tables() -> list[str]:
+    """Names of the registered tables the endpoint does not have (raises when it is down)."""
+    missing = []
+    for model in _models:
+        with dynamo_errors():
+            if not model.exists():
+                missing.append(model.Meta.table_name)
+    return missing

@@ -351,19 +351,21 @@ def start_background() -> Callable[[], None] | None:
 
 def run_workers(settings: Settings, threads: int = 1) -> int:
     """`python -m app_lib worker`: long-poll the queue until SIGINT/SIGTERM."""
+    from app_lib.common import feature as features
+    from app_lib.common.lifecycle import open_database
+
+    # Every feature: their tables (handlers read them) and their job types. The same start-up
+    # path as the server's; seeding is the server's business.
+    database = open_database(settings, features.discover(), seed=False)
+    try:
+        return _poll(settings, threads)
+    finally:
+        database.close()
+
+
+def _poll(settings: Settings, threads: int) -> int:
     import signal
 
-    from app_lib.common import feature as features
-    from app_lib.common.data import table_registry
-    from app_lib.main import start_features
-
-    # Every feature: their tables (handlers read them) and their job types.
-    found = features.discover()
-    host = settings.dynamodb_host or None
-    table_registry.configure(settings, host)
-    if host is not None:
-        table_registry.create_tables()
-    start_features(settings, found, host)
     queue = queues.current()
     if queue is None:
         log.error("JOBS_QUEUE_URL is not set: nothing to poll")
