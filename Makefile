@@ -4,6 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+# dynalite (npm, pinned by tests/dynalite/package-lock.json; Node >= 20): a second DynamoDB
+# implementation. In memory; its LevelDB module ships prebuilt binaries, so no install script runs.
+DYNALITE_DIR := tests/dynalite
+DYNALITE_STAMP := $(DYNALITE_DIR)/node_modules/.installed
+DYNALITE_SUITES := tests/common/data tests/features/passengers tests/concurrency
+
 .PHONY: install run test lint format bench worker seed container-smoke clean
 
 $(STAMP): pyproject.toml constraints.txt
@@ -21,8 +27,19 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy --strict app_lib
 
-test: lint cfn-lint  ## lint + the whole suite against a real (moto server) database
+test: lint cfn-lint $(DYNALITE_STAMP)  ## lint + the whole suite on moto's server, then test-dynalite
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-dynalite
+
+$(DYNALITE_STAMP): $(DYNALITE_DIR)/package.json $(DYNALITE_DIR)/package-lock.json
+	npm ci --prefix $(DYNALITE_DIR) --ignore-scripts --no-audit --no-fund
+	touch $(DYNALITE_STAMP)
+
+.PHONY: dynalite test-dynalite
+dynalite: $(DYNALITE_STAMP)  ## install dynalite into tests/dynalite/node_modules
+
+test-dynalite: $(STAMP) $(DYNALITE_STAMP)  ## the suites dynalite supports, against dynalite
+	TEST_DYNAMODB=dynalite $(PY) -m pytest $(DYNALITE_SUITES)
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
@@ -32,7 +49,7 @@ bench: $(STAMP)  ## measured ratios; writes bench/results.json
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .venv-tools .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-tools .mypy_cache .ruff_cache .pytest_cache $(DYNALITE_DIR)/node_modules
 
 container-smoke:  ## build the image with podman (installs it if needed) and smoke-test it on 127.0.0.1
 	bash scripts/container_smoke.sh

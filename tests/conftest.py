@@ -23,14 +23,44 @@ from pynamodb.models import Model
 
 from app_lib.common.config import Settings, get_settings
 from app_lib.common.data import table_registry
-from app_lib.common.embedded import EmbeddedServer
+from app_lib.common.embedded import EmbeddedServer, use_fake_credentials
 from app_lib.main import create_app
+
+# The database the session runs against: "moto" (default) or "dynalite" (`make test-dynalite`,
+# which runs only the suites dynalite supports).
+TEST_DYNAMODB = os.environ.get("TEST_DYNAMODB", "moto").strip().lower() or "moto"
+if TEST_DYNAMODB not in ("moto", "dynalite"):
+    raise pytest.UsageError(f"TEST_DYNAMODB must be moto or dynalite (got {TEST_DYNAMODB!r})")
+
+# Operations dynalite does not implement: tests marked with these are skipped on dynalite only.
+DYNALITE_LACKS = {
+    "needs_transactions": "dynalite has no TransactWriteItems/TransactGetItems",
+    "needs_ttl": "dynalite has no UpdateTimeToLive",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if TEST_DYNAMODB != "dynalite":
+        return
+    for item in items:
+        for marker, reason in DYNALITE_LACKS.items():
+            if item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")
 def dynamodb_endpoint() -> Iterator[str]:
-    """moto's server mode on 127.0.0.1 and a free port, for the whole session."""
-    with EmbeddedServer() as server:
+    """moto's server mode (or dynalite, with TEST_DYNAMODB=dynalite) on 127.0.0.1 and a free
+    port, for the whole session."""
+    if TEST_DYNAMODB == "dynalite":
+        from tests.dynalite.server import DynaliteServer
+
+        use_fake_credentials()
+        server: EmbeddedServer | DynaliteServer = DynaliteServer()
+    else:
+        # The moto process switches threads as often as it can, so races show on every run.
+        server = EmbeddedServer(switch_interval=1e-6)
+    with server:
         os.environ["DYNAMODB_HOST"] = server.url
         get_settings.cache_clear()
         yield server.url

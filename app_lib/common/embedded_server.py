@@ -204,7 +204,12 @@ class Store:
                 header = json.loads(handle.readline() or "{}")
                 self.generation = int(header.get("generation", 0))
                 replayed += self._replay(caller, handle)
+        # Left by a crash: a snapshot never renamed into place, journals of older generations.
+        (self.dir / "snapshot.jsonl.tmp").unlink(missing_ok=True)
         journal = self.journal_path(self.generation)
+        for path in self.dir.glob("journal-*.jsonl"):
+            if path != journal:
+                path.unlink()
         if journal.exists():
             with journal.open(encoding="utf-8") as handle:
                 replayed += self._replay(caller, handle)

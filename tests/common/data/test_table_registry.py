@@ -87,7 +87,7 @@ def test_is_aws(host: str | None, aws: bool) -> None:
 
 
 def test_only_a_refused_optional_setting_off_aws_is_ignored(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(JobKeyTable.Meta, "host", "http://127.0.0.1:1")
     refused = table_registry.unsupported_optional_setting(
