@@ -10,7 +10,7 @@ DYNALITE_DIR := tests/dynalite
 DYNALITE_STAMP := $(DYNALITE_DIR)/node_modules/.installed
 DYNALITE_SUITES := tests/common/data tests/features/passengers tests/concurrency
 
-.PHONY: install run test lint format bench worker seed container-smoke clean
+.PHONY: install run dev reset test lint format bench worker seed container-smoke clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ install: $(STAMP)
 
 run: $(STAMP)  ## serve the API (embedded database, seeded) on HOST:PORT
 	$(PY) -m app_lib serve
+
+dev: $(STAMP)  ## serve with code reload; the embedded database and its data survive reloads
+	$(PY) -m app_lib dev
+
+reset: $(STAMP)  ## wipe the embedded database's data (DATA_DIR, default .data/)
+	$(PY) -m app_lib reset
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

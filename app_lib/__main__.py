@@ -1,4 +1,4 @@
-"""Command line: `python -m app_lib serve | seed <feature> [--file PATH] | worker`."""
+"""Command line: `python -m app_lib serve | dev | reset | seed <feature> [--file PATH] | worker`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,61 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         proxy_headers=True,
     )
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    """Serve with code reload. The embedded database belongs to this process, not to the app
+    processes that reload, so its data stays put across reloads (and, with DATA_DIR, restarts)."""
+    import os
+
+    import uvicorn
+
+    import app_lib
+    from app_lib.common.embedded import EmbeddedServer
+
+    settings = get_settings()
+    embedded = None
+    if settings.embedded:
+        embedded = EmbeddedServer(Path(settings.data_dir) if settings.data_dir else None)
+        os.environ["EMBEDDED_URL"] = embedded.start()
+        embedded.watch(lambda: None)  # a dead database is started again; the app re-prepares it
+    try:
+        uvicorn.run(
+            "app_lib.main:app_factory",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            reload=True,
+            reload_dirs=[str(Path(app_lib.__file__).parent), *args.reload_dir],
+            log_config=None,
+            access_log=False,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    """Delete the embedded database's data directory (refused while a database uses it)."""
+    import shutil
+
+    from app_lib.common.embedded import data_dir_in_use
+
+    settings = get_settings()
+    if not settings.data_dir:
+        print("reset: DATA_DIR is empty: the embedded database keeps nothing", file=sys.stderr)
+        return 0
+    path = Path(settings.data_dir)
+    if not path.exists():
+        print(f"reset: {path} does not exist: nothing to wipe", file=sys.stderr)
+        return 0
+    if data_dir_in_use(path):
+        print(f"reset: {path} is in use by a running app; stop it first", file=sys.stderr)
+        return 1
+    shutil.rmtree(path)
+    print(f"reset: removed {path}", file=sys.stderr)
     return 0
 
 
@@ -84,6 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.set_defaults(run=_serve)
+    dev = commands.add_parser(
+        "dev", help="serve with code reload; the embedded database survives reloads"
+    )
+    dev.add_argument("--host")
+    dev.add_argument("--port", type=int)
+    dev.add_argument(
+        "--reload-dir", action="append", default=[], help="another folder to watch for changes"
+    )
+    dev.set_defaults(run=_dev)
+    reset = commands.add_parser("reset", help="wipe the embedded database's data (DATA_DIR)")
+    reset.set_defaults(run=_reset)
     seed = commands.add_parser("seed", help="load a feature's data file into its table")
     seed.add_argument("feature")
     seed.add_argument("--file", type=Path, help="CSV file (default: the bundled data)")

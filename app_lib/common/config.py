@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     dynamodb_max_retries: int = Field(default=2, ge=0, le=10)
     dynamodb_request_timeout: float = Field(default=5.0, gt=0, le=300)
     data_dir: str = ".data"
+    # Set by `make dev` for the app processes it reloads: the embedded database they share.
+    embedded_url: str = ""
     cursor_secret: str = ""
     require_if_match: bool = False
     seed_on_start: bool = True

@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -188,19 +187,19 @@ def _end(process: subprocess.Popen[str]) -> None:
         process.stdout.close()
 
 
-def wait_until_answering(url: str, timeout: float = 10.0) -> bool:
-    """True once something accepts connections at `url` (bounded)."""
-    import socket
-    from urllib.parse import urlsplit
+def data_dir_in_use(data_dir: Path) -> bool:
+    """True while an embedded database holds `data_dir` (its lock file is locked)."""
+    import fcntl
 
-    parts = urlsplit(url)
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    lock = data_dir / "dynamodb" / "LOCK"
+    if not lock.exists():
+        return False
+    with lock.open("a") as handle:
         try:
-            with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
     return False
 
 

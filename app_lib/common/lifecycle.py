@@ -71,7 +71,10 @@ def open_database(
     """Start (embedded) or reach the database and prepare it; with `keep`, keep it prepared."""
     host: str | None = settings.dynamodb_host or None
     embedded = None
-    if settings.embedded:
+    if settings.embedded and settings.embedded_url:
+        # `make dev`: the database belongs to the process that reloads this one.
+        host = settings.embedded_url
+    elif settings.embedded:
         from app_lib.common.embedded import EmbeddedServer
 
         embedded = EmbeddedServer(Path(settings.data_dir) if settings.data_dir else None)

@@ -1,0 +1,119 @@
+"""`python -m app_lib dev` and `reset`: a reloading app keeps its embedded database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.common.test_database_faults import DEADLINE, children, free_port
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app_lib", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def cli_env(tmp_path: Path, port: int = 8000) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "APP_ENV": "cli",
+        "DYNAMODB_HOST": "embedded",
+        "DATA_DIR": str(tmp_path / "data"),
+        "SEED_ON_START": "true",
+        "RUN_WORKER": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("EMBEDDED_URL", None)
+    return env
+
+
+def database_pid(dev_pid: int) -> int:
+    for pid in children(dev_pid):
+        if "app_lib.common.embedded" in Path(f"/proc/{pid}/cmdline").read_text():
+            return pid
+    raise AssertionError("no embedded database under the dev process")
+
+
+def wait_for(check: object, what: str) -> None:
+    started = time.monotonic()
+    while True:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() - started < DEADLINE, what
+        time.sleep(0.1)
+
+
+def test_dev_keeps_the_database_across_code_reloads(tmp_path: Path) -> None:
+    port = free_port()
+    watched = tmp_path / "src"
+    watched.mkdir()
+    (watched / "module.py").write_text("VALUE = 1\n")
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "dev.log").open("wb")
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "app_lib", "dev", "--reload-dir", str(watched)],
+        env=cli_env(tmp_path, port),
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        wait_for(lambda: httpx.get(url + "/ready").status_code == 200, "dev server not ready")
+        database = database_pid(dev.pid)
+        apps = set(children(dev.pid)) - {database}
+        etag = httpx.get(url + "/api/v1/passengers/1").headers["etag"]
+        changed = httpx.patch(
+            url + "/api/v1/passengers/1",
+            json={"name": "Before, Mr. Reload"},
+            headers={"If-Match": etag},
+        )
+        assert changed.status_code == 200
+
+        time.sleep(1.1)  # file times have a resolution; the reloader compares them
+        (watched / "module.py").write_text("VALUE = 2\n")
+        wait_for(lambda: set(children(dev.pid)) - {database} - apps, "no reload happened")
+        wait_for(lambda: httpx.get(url + "/ready").status_code == 200, "not ready after reload")
+
+        assert database_pid(dev.pid) == database  # the same database process
+        assert httpx.get(url + "/api/v1/passengers/1").json()["name"] == "Before, Mr. Reload"
+    finally:
+        dev.terminate()
+        dev.wait(timeout=60)
+        log.close()
+    # The database went with the dev process.
+    assert (
+        not Path(f"/proc/{database}").exists()
+        or "Z" in Path(f"/proc/{database}/stat").read_text().split()[2]
+    )
+
+
+def test_reset_wipes_the_data_and_refuses_while_it_is_used(tmp_path: Path) -> None:
+    from app_lib.common.embedded import EmbeddedServer
+
+    env = cli_env(tmp_path)
+    with EmbeddedServer(tmp_path / "data"):
+        refused = run_cli("reset", env=env)
+        assert refused.returncode == 1
+        assert "in use" in refused.stderr
+        assert (tmp_path / "data").exists()
+    done = run_cli("reset", env=env)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "data").exists()
+    again = run_cli("reset", env=env)
+    assert again.returncode == 0
+    assert "nothing to wipe" in again.stderr
