@@ -54,6 +54,14 @@ format: $(STAMP)
 bench: $(STAMP)  ## measured ratios; writes bench/results.json
 	$(PY) -m bench
 
+.PHONY: soak
+soak: $(STAMP)  ## 8 clients of mixed traffic on `make run`'s set-up (SOAK_SECONDS, default 180); fails if the embedded database keeps growing
+	$(PY) scripts/soak.py
+
+.PHONY: fuzz
+fuzz: $(STAMP)  ## schemathesis (schemathesis.toml) against `make run`'s app on a free port; writes fuzz-report/
+	$(PY) scripts/fuzz.py
+
 clean:
 	rm -rf $(VENV) .venv-tools .mypy_cache .ruff_cache .pytest_cache $(DYNALITE_DIR)/node_modules
 
