@@ -70,6 +70,7 @@ def patch_moto() -> None:
     """Idempotent; see the module docstring for why each patch exists."""
     from moto.core.common_models import BaseModel
     from moto.core.responses import ActionContext, ActionResult
+    from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoResult
 
@@ -103,6 +104,8 @@ def patch_moto() -> None:
                 items.extend(hash_set.values())
             else:
                 items.append(hash_set)
+        if getattr(self, "_app_lib_unsorted", False):
+            return items
         # moto sorts by the attribute objects, whose comparisons re-parse numbers every time.
         return sorted(
             items,
@@ -120,8 +123,31 @@ def patch_moto() -> None:
         items.sort(key=lambda x: tuple(x.attrs[name].cast_value for name in names))
         return items
 
+    query = Table.query
+
+    def unsorted_query(self: Table, *args: Any, **kwargs: Any) -> Any:
+        # A Query sorts the items it matched itself: sorting the whole table first is waste.
+        # (Safe to flag on the table: DynamoDB requests are handled one at a time.)
+        self._app_lib_unsorted = True  # type: ignore[attr-defined]
+        try:
+            return query(self, *args, **kwargs)
+        finally:
+            self._app_lib_unsorted = False  # type: ignore[attr-defined]
+
+    def equal(self: DynamoType, other: DynamoType) -> bool:
+        # The same text of the same type is the same value: no Decimal to parse ("1" == "1").
+        if self.type == other.type and type(self.value) is str and self.value == other.value:
+            return True
+        return bool(self.type == other.type and self.cast_value == other.cast_value)
+
+    def not_equal(self: DynamoType, other: DynamoType) -> bool:
+        return not equal(self, other)
+
     Table.all_items = all_items  # type: ignore[method-assign]
     Table.sorted_items = sorted_items  # type: ignore[method-assign]
+    Table.query = unsorted_query  # type: ignore[method-assign]
+    DynamoType.__eq__ = equal  # type: ignore[method-assign]
+    DynamoType.__ne__ = not_equal  # type: ignore[method-assign]
     BaseModel._app_lib_patched = True  # type: ignore[attr-defined]
 
 
