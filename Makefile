@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy --strict app_lib
+	$(VENV)/bin/lint-imports
 
 test: lint cfn-lint $(DYNALITE_STAMP)  ## lint + the whole suite on moto's server, then test-dynalite
 	$(PY) -m pytest
