@@ -54,6 +54,7 @@ ENV AWS_LWA_PORT=8080 \
     AWS_LWA_PASS_THROUGH_PATH=/events \
     DYNAMODB_HOST="" \
     RUN_WORKER=false \
+    LAMBDA_WORKER=true \
     SEED_ON_START=false
 
 # --- default target: the plain runtime image (the lambda stage is built only with --target) -----

@@ -17,7 +17,7 @@ from app_lib.common.health import router as health_router
 from app_lib.common.lifecycle import open_database
 from app_lib.common.logging import configure_logging
 from app_lib.common.middleware import RequestIdMiddleware
-from app_lib.common.request_checks import check_request, document_media_types
+from app_lib.common.request_checks import check_request, document_request_checks
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         # process that runs as that worker mounts them (LAMBDA_WORKER=true).
         if feature.root_router is not None and settings.lambda_worker:
             app.include_router(feature.root_router)
-    document_media_types(app)
+    document_request_checks(app)
     return app
 
 

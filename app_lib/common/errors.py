@@ -74,6 +74,11 @@ class ItemTooLargeError(AppError):
     title = "Content Too Large"
 
 
+class UnsupportedMediaTypeError(AppError):
+    status = 415
+    title = "Unsupported Media Type"
+
+
 class UnprocessableError(AppError):
     status = 422
     title = "Unprocessable Content"

@@ -10,7 +10,10 @@ from fastapi import Depends, Header, Query, Response
 from app_lib.common.config import get_settings
 from app_lib.common.errors import PreconditionFailedError, PreconditionRequiredError
 
-_ETAG = re.compile(r'^(?:W/)?"(\d+)"$')
+_ETAG = re.compile(r'^(?:W/)?"([0-9]+)"$')
+# More digits than any version this API hands out (versions count writes): such an ETag can only
+# be stale. (Also keeps int() far from Python's limit on digits in a string.)
+_MAX_VERSION_DIGITS = 18
 
 
 def etag(version: int | None) -> str:
@@ -38,11 +41,21 @@ def _if_match(
     for part in if_match.split(","):
         match = _ETAG.match(part.strip())
         if not match:
-            raise PreconditionFailedError(f"If-Match {part.strip()!r} is not an ETag of this API")
-        versions.append(int(match.group(1)))
+            raise PreconditionFailedError(
+                f"If-Match {_shorten(part.strip())} is not an ETag of this API"
+            )
+        digits = match.group(1).lstrip("0") or "0"
+        if len(digits) > _MAX_VERSION_DIGITS:
+            raise PreconditionFailedError("If-Match names a version that is not current")
+        versions.append(int(digits))
     if len(versions) != 1:
         raise PreconditionFailedError("If-Match must name exactly one ETag")
     return versions[0]
+
+
+def _shorten(text: str, limit: int = 64) -> str:
+    """A header value quoted for a message, cut short (a client may send kilobytes)."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def expected_version(value: int | IfMatchAny | None) -> int | None:
@@ -64,6 +77,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflict",
         412: "Stale If-Match (the item changed)",
         413: "Item too large",
+        415: "Unsupported Media Type (send the body as application/json)",
         422: "Invalid input",
         428: "If-Match required",
         503: "Database unavailable (see Retry-After)",

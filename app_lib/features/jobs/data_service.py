@@ -24,7 +24,7 @@ from app_lib.common.errors import (
     conditional_write,
     dynamo_errors,
 )
-from app_lib.features.jobs.table import JobKeyTable, JobStatus, JobTable
+from app_lib.features.jobs.table import JobKeyTable, JobStatus, JobTable, created_key_prefix
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,10 @@ class JobDataService(PynamoDataService[JobTable]):
     )
 
     def __init__(self, ttl: timedelta = timedelta(days=7)) -> None:
+        # A finished job is kept `ttl`; an unfinished one (set at submit) twice as long, so that
+        # a job nothing will ever finish does not stay forever either.
         self.ttl = ttl
+        self.unfinished_ttl = 2 * ttl
 
     def get(self, id: str) -> JobTable | None:
         """Strongly consistent: a worker must see the latest claim, a client its own submit."""
@@ -207,6 +210,8 @@ class JobDataService(PynamoDataService[JobTable]):
             JobTable.lease_until.set(now + lease_seconds),
             JobTable.progress.set(0),
             JobTable.updated_at.set(utcnow()),
+            # A worker has it: the sweep counts its re-sends from zero again.
+            JobTable.resends.remove(),
         ]
         # Only a PENDING job, or a PROCESSING one whose worker let its lease run out (it died or
         # hung), can be claimed. Of two workers racing for a job, exactly one update succeeds.
@@ -237,12 +242,17 @@ class JobDataService(PynamoDataService[JobTable]):
             job,
             token,
             JobStatus.COMPLETED,
-            [JobTable.progress.set(100), JobTable.result.set(result), JobTable.error.remove()],
+            [
+                JobTable.progress.set(100),
+                JobTable.result.set(result),
+                JobTable.error.remove(),
+                JobTable.error_code.remove(),
+            ],
         )
 
-    def fail(self, job: JobTable, token: str, error: str) -> None:
-        """The last attempt failed: FAILED for good."""
-        self._finish(job, token, JobStatus.FAILED, [JobTable.error.set(error)])
+    def fail(self, job: JobTable, token: str, code: str, message: str) -> None:
+        """The last attempt failed: FAILED for good, with a stable code and a sentence."""
+        self._finish(job, token, JobStatus.FAILED, _error_actions(code, message))
 
     def _finish(self, job: JobTable, token: str, status: JobStatus, actions: list[Action]) -> None:
         """The final status, written by the worker that holds the claim."""
@@ -261,24 +271,24 @@ class JobDataService(PynamoDataService[JobTable]):
             JobTable.expires_at.set(now + self.ttl),
         ]
 
-    def release(self, job: JobTable, token: str, error: str) -> None:
+    def release(self, job: JobTable, token: str, code: str, message: str) -> None:
         """An attempt failed and another may follow: give the claim up at once (the job stays
         PROCESSING, claimable by the next delivery) and record the error."""
         self._owned_update(
             job,
             token,
             [
-                JobTable.error.set(error),
+                *_error_actions(code, message),
                 JobTable.claim_token.remove(),
                 JobTable.lease_until.set(0),
                 JobTable.updated_at.set(utcnow()),
             ],
         )
 
-    def give_up(self, job: JobTable, error: str) -> bool:
+    def give_up(self, job: JobTable, code: str, message: str) -> bool:
         """Mark FAILED a job whose attempts are used up without a worker recording an outcome
         (each one died). False if the job changed since it was read."""
-        actions = self._final(JobStatus.FAILED, [JobTable.error.set(error)])
+        actions = self._final(JobStatus.FAILED, _error_actions(code, message))
         # Only the state this decision was made on (PynamoDB adds: version unchanged), and never
         # a job whose lease is still running.
         unowned = (JobTable.status == JobStatus.PENDING.value) | (
@@ -286,6 +296,51 @@ class JobDataService(PynamoDataService[JobTable]):
         )
         try:
             self._update(job, actions, unowned, check_version=True)
+        except ConditionFailedError:
+            return False
+        return True
+
+    # ----- the sweep: unfinished jobs whose message was lost --------------------------------------
+    def stale(self, status: JobStatus, before: datetime, limit: int) -> list[JobTable]:
+        """Up to `limit` jobs in `status` not changed since `before`, oldest first (the by-status
+        index: created before `before`, then filtered on `updated_at`; a PROCESSING job also
+        needs its lease to have run out: a running job's heartbeat changes it anyway)."""
+        condition = JobTable.updated_at < before
+        if status is JobStatus.PROCESSING:
+            condition &= _lease_over(before.timestamp())
+        with dynamo_errors():
+            return list(
+                JobTable.by_status.query(
+                    status.value,
+                    JobTable.created_key < created_key_prefix(before),
+                    filter_condition=condition,
+                    scan_index_forward=True,
+                    limit=limit,
+                )
+            )
+
+    def record_resend(self, job: JobTable, before: datetime, now: datetime) -> bool:
+        """Count one more re-sent message on a job still as it was read (status, version) and
+        unchanged since `before`: of several sweepers, one re-sends per period."""
+        actions = [JobTable.resends.set(int(job.resends or 0) + 1), JobTable.updated_at.set(now)]
+        condition = (JobTable.status == job.status) & (JobTable.updated_at < before)
+        if job.status == JobStatus.PROCESSING:
+            condition &= _lease_over(time.time())
+        try:
+            self._update(job, actions, condition, check_version=True)
+        except ConditionFailedError:
+            return False
+        return True
+
+    def fail_stale(self, job: JobTable, code: str, message: str) -> bool:
+        """FAILED for a job whose messages were lost (unchanged since it was read: status and
+        version; a PROCESSING one only with its lease over); False if it changed."""
+        actions = self._final(JobStatus.FAILED, _error_actions(code, message))
+        condition = JobTable.status == job.status
+        if job.status == JobStatus.PROCESSING:
+            condition &= _lease_over(time.time())
+        try:
+            self._update(job, actions, condition, check_version=True)
         except ConditionFailedError:
             return False
         return True
@@ -306,3 +361,12 @@ class JobDataService(PynamoDataService[JobTable]):
         with conditional_write():
             # The version is still incremented (so ETags change); the condition decides.
             job.update(list(actions), condition=condition, add_version_condition=check_version)
+
+
+def _lease_over(at: float) -> Condition:
+    over: Condition = (JobTable.lease_until < at) | JobTable.lease_until.does_not_exist()
+    return over
+
+
+def _error_actions(code: str, message: str) -> list[Action]:
+    return [JobTable.error_code.set(code), JobTable.error.set(message)]

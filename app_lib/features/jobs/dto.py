@@ -7,7 +7,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app_lib.common.dto import JsonObject, has_surrogate, renderable_json_object
 from app_lib.features.jobs.table import JobStatus, JobTable
+
+# Shown instead of stored params or a result this API cannot render (not a JSON object, nested
+# too deep, or text that is not valid Unicode): a listing never fails because of one row.
+UNRENDERABLE: dict[str, Any] = {"unavailable": "the stored value cannot be shown"}
+# A row that has an error text but no code (written before codes existed): its text is not shown.
+_LEGACY_ERROR = "the job failed"
 
 
 class JobSubmit(BaseModel):
@@ -16,7 +23,38 @@ class JobSubmit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: str = Field(min_length=1, max_length=100, examples=["passengers.stats"])
-    params: dict[str, Any] = Field(default_factory=dict, examples=[{}])
+    params: JsonObject = Field(
+        default_factory=dict,
+        examples=[{}],
+        description="a JSON object, at most 32 levels deep",
+    )
+
+
+class JobError(BaseModel):
+    """Why a job failed (or why its last attempt did): a stable code and a sentence."""
+
+    code: str = Field(examples=["handler_failed"])
+    message: str = Field(examples=["attempt 1: the job's handler failed"])
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if renderable_json_object(value) else dict(UNRENDERABLE)
+
+
+def _text(value: str) -> str:
+    return value.encode("utf-8", "replace").decode() if has_surrogate(value) else value
+
+
+def _error(job: JobTable) -> JobError | None:
+    if job.error_code is None and job.error is None:
+        return None
+    if job.error_code is None:
+        return JobError(code="unknown", message=_LEGACY_ERROR)
+    return JobError(code=_text(job.error_code), message=_text(job.error or job.error_code))
+
+
+def _progress(job: JobTable) -> int:
+    return max(0, min(100, int(job.progress or 0)))
 
 
 class JobOut(BaseModel):
@@ -26,25 +64,27 @@ class JobOut(BaseModel):
     progress: int = Field(ge=0, le=100)
     params: dict[str, Any]
     result: dict[str, Any] | None = None
-    error: str | None = None
+    error: JobError | None = None
     attempts: int
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None
     expires_at: datetime | None = Field(
-        default=None, description="when a finished job is deleted (approximately)"
+        default=None,
+        description="when the job is deleted (approximately): JOBS_TTL_DAYS after it finished",
     )
 
     @classmethod
     def from_model(cls, job: JobTable) -> JobOut:
+        """Renders any stored row (params or a result it cannot show become `UNRENDERABLE`)."""
         return cls(
-            id=job.job_id,
-            type=job.job_type,
+            id=_text(job.job_id),
+            type=_text(job.job_type),
             status=JobStatus(job.status),
-            progress=int(job.progress or 0),
-            params=job.params or {},
-            result=job.result,
-            error=job.error,
+            progress=_progress(job),
+            params=_object(job.params if job.params is not None else {}),
+            result=None if job.result is None else _object(job.result),
+            error=_error(job),
             attempts=int(job.attempts or 0),
             created_at=job.created_at,
             updated_at=job.updated_at,
@@ -65,19 +105,19 @@ class JobEvent(BaseModel):
     status: JobStatus
     progress: int
     attempts: int
-    error: str | None = None
+    error: JobError | None = None
     result: dict[str, Any] | None = None
     updated_at: datetime
 
     @classmethod
     def from_model(cls, job: JobTable) -> JobEvent:
         return cls(
-            id=job.job_id,
+            id=_text(job.job_id),
             status=JobStatus(job.status),
-            progress=int(job.progress or 0),
+            progress=_progress(job),
             attempts=int(job.attempts or 0),
-            error=job.error,
-            result=job.result,
+            error=_error(job),
+            result=None if job.result is None else _object(job.result),
             updated_at=job.updated_at,
         )
 

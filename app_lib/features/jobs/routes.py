@@ -1,5 +1,6 @@
 """/api/v1/jobs: submit (202), list, read, follow (Server-Sent Events), cancel; and POST /events,
-the Lambda Web Adapter pass-through path that runs SQS batches."""
+the Lambda Web Adapter pass-through path that runs SQS batches (mounted only in the Lambda worker,
+LAMBDA_WORKER=true)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from app_lib.features.jobs.dto import (
 from app_lib.features.jobs.queue import JobQueue
 from app_lib.features.jobs.service import submit
 from app_lib.features.jobs.table import JobStatus, JobTable
-from app_lib.features.jobs.worker import JobProcessor, Outcome, WorkerConfig
+from app_lib.features.jobs.worker import PROCESS_SWEEPER, JobProcessor, Outcome, WorkerConfig
 
 # How often an event stream re-reads its job, and how long it may stay silent (proxies close
 # idle connections; a comment line keeps it open).
@@ -78,7 +79,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 root_router = APIRouter(tags=["jobs"])
 
 
-@router.post("", status_code=202, response_model=JobOut, responses=problems(413, 422))
+@router.post("", status_code=202, response_model=JobOut, responses=problems(413, 415, 422))
 def submit_job(
     body: JobSubmit,
     service: JobService,
@@ -175,7 +176,7 @@ def cancel_job(job: ValidJob, service: JobService, if_match: IfMatch, response: 
     return JobOut.from_model(cancelled)
 
 
-@root_router.post("/events", response_model=BatchResponse, responses=problems(404, 422))
+@root_router.post("/events", response_model=BatchResponse, responses=problems(404, 415, 422))
 def lambda_events(
     event: SqsEvent,
     processor: Processor,
@@ -194,4 +195,6 @@ def lambda_events(
         )
         if outcome is Outcome.RETRY:
             failures.append(BatchItemFailure(item_identifier=record.message_id))
+    # At most once per visibility timeout in this process: unfinished jobs whose message was lost.
+    PROCESS_SWEEPER.maybe_sweep(processor)
     return BatchResponse(batch_item_failures=failures)

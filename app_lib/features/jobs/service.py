@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app_lib.common.dto import json_problem
 from app_lib.common.errors import AppError, ServiceUnavailableError, UnprocessableError
 from app_lib.common.jobs import JobType, job_type, job_types
 from app_lib.features.jobs.data_service import JobDataService, utcnow
@@ -28,6 +29,15 @@ class Submission:
 
 def validate(type_name: str, params: dict[str, Any]) -> JobType:
     """The job type, or a 422 naming what is wrong (before anything is written or queued)."""
+    problem = json_problem(params)
+    if problem is not None:
+        # The HTTP body was checked already (JobSubmit.params); this guards other callers.
+        path, reason = problem
+        field = ".".join(["params", *(str(part) for part in path)])
+        raise UnprocessableError(
+            f"invalid params: {field}",
+            errors=[{"field": field, "message": f"the value {reason}", "type": "value_error"}],
+        )
     found = job_type(type_name)
     if found is None:
         raise UnprocessableError(f"unknown job type {type_name!r}", known_types=sorted(job_types()))
@@ -81,6 +91,9 @@ def submit(
         attempts=0,
         created_at=now,
         updated_at=now,
+        # Reset to the usual TTL when the job finishes; until then a generous bound, so that a
+        # job nothing will finish does not stay forever.
+        expires_at=now + data.unfinished_ttl,
         idempotency_key=idempotency_key,
     )
     if idempotency_key is None:
@@ -108,12 +121,18 @@ def _withdraw(
     try:
         withdrawn = data.withdraw(job, idempotency_key)
     except AppError:
+        # The workers' sweep sends its message again later (or, in the end, marks it FAILED).
         log.error(
             "job %s was written but neither queued nor withdrawn",
             job.job_id,
             extra={"job_id": job.job_id},
         )
-        withdrawn = True
+        raise ServiceUnavailableError(
+            "the job could not be queued now; it may still run later (retry with the same "
+            "Idempotency-Key to get that job rather than a second one)",
+            retry_after=2,
+            job_id=job.job_id,
+        ) from cause
     if withdrawn:
         raise ServiceUnavailableError(
             "the job could not be queued and was not kept; retry", retry_after=2

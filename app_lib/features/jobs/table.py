@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pynamodb.attributes import (
@@ -65,12 +66,16 @@ class JobTable(VersionedTable):
     status = UnicodeAttribute()
     progress = NumberAttribute(default=0)
     result = JSONAttribute(null=True)
+    # A failed (or retried) job's error: a stable code (see worker.ErrorCode) and a sentence for
+    # people. Never raw exception or upstream text: those go to the logs.
+    error_code = UnicodeAttribute(null=True)
     error = UnicodeAttribute(null=True)
     attempts = NumberAttribute(default=0)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
     finished_at = UTCDateTimeAttribute(null=True)
-    # DynamoDB deletes the row some time after this instant; set only when the job has finished.
+    # DynamoDB deletes the row some time after this instant: JOBS_TTL_DAYS after the job
+    # finished; an unfinished job gets a generous bound at submit (2 x JOBS_TTL_DAYS).
     expires_at = TTLAttribute(null=True)
     idempotency_key = UnicodeAttribute(null=True)
     claim_token = UnicodeAttribute(null=True)
@@ -78,6 +83,8 @@ class JobTable(VersionedTable):
     lease_until = NumberAttribute(null=True)
     # created_at (ISO, fixed width) + "#" + id: sorts by creation time, unique per job.
     created_key = UnicodeAttribute()
+    # Messages re-sent for this PENDING job by the sweep (a submit whose message was lost).
+    resends = NumberAttribute(null=True)
 
     by_status = StatusIndex()
     by_type = TypeIndex()
@@ -85,7 +92,12 @@ class JobTable(VersionedTable):
     derived_attributes = ("created_key",)
 
     def derive_keys(self) -> None:
-        self.created_key = f"{self.created_at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{self.job_id}"
+        self.created_key = f"{created_key_prefix(self.created_at)}#{self.job_id}"
+
+
+def created_key_prefix(instant: datetime) -> str:
+    """The time part of `created_key`: ISO, fixed width, UTC; compares like the instants."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class JobKeyTable(Model):

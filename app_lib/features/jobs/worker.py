@@ -6,6 +6,11 @@ Guarantees:
   leaves the message to reappear after the visibility timeout, and the next worker retries.
 - Every attempt counts (`attempts`); after `max_attempts` the job is FAILED and its message is
   copied to the dead-letter queue.
+- A failed job records a stable code (`ErrorCode`) and a sentence, never exception text (that
+  goes to the log).
+- An unfinished job whose message was lost (a submit that could neither queue nor withdraw it;
+  a queue that lost its messages) is found by the sweep, which sends its message again, or in
+  the end marks it FAILED.
 """
 
 from __future__ import annotations
@@ -17,22 +22,39 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
 
 from app_lib.common.config import Settings
-from app_lib.common.errors import AppError, ItemTooLargeError
+from app_lib.common.dto import renderable_json_object
+from app_lib.common.errors import (
+    AppError,
+    BadRequestError,
+    ItemTooLargeError,
+    ServiceUnavailableError,
+    UnprocessableError,
+    translate,
+)
 from app_lib.common.jobs import job_type
 from app_lib.features.jobs import queue as queues
-from app_lib.features.jobs.data_service import JobDataService, LeaseLostError
+from app_lib.features.jobs.data_service import JobDataService, LeaseLostError, utcnow
 from app_lib.features.jobs.queue import JobQueue, QueueMessage
 from app_lib.features.jobs.table import JobStatus, JobTable
 
 log = logging.getLogger(__name__)
 
-# Longest error text a job records (the row has room; people read it).
+# Longest error sentence a job records (the row has room; people read it).
 _MAX_ERROR = 4000
+# The sweep: jobs looked at per status and sweep, and messages re-sent for one job before it is
+# marked FAILED. The n-th re-send waits 2 x the visibility timeout x 2^n after the last change
+# (60 s, 120 s, 240 s, 480 s, then 960 s to FAILED with the 30 s default: a backlog of about
+# half an hour is tolerated).
+SWEEP_BATCH = 25
+MAX_RESENDS = 4
 
 
 class Outcome(StrEnum):
@@ -40,7 +62,42 @@ class Outcome(StrEnum):
     RETRY = "retry"  # keep the message: it reappears after the visibility timeout
 
 
+class ErrorCode(StrEnum):
+    """What a job's `error.code` can be."""
+
+    INVALID_PARAMS = "invalid_params"  # the params (or data they name) were refused: no retry
+    REJECTED = "rejected"  # the handler refused the job for another client-side reason: no retry
+    UNKNOWN_TYPE = "unknown_type"  # no worker knows the job type
+    HANDLER_FAILED = "handler_failed"  # the handler raised (a bug or a fault): retried
+    DATABASE_UNAVAILABLE = "database_unavailable"  # the database or queue did not answer: retried
+    INVALID_RESULT = "invalid_result"  # the handler returned something that is not a JSON object
+    RESULT_TOO_LARGE = "result_too_large"  # the result does not fit in the job's row
+    GAVE_UP = "gave_up"  # every attempt's worker stopped before recording an outcome
+    TIMED_OUT_UNQUEUED = "timed_out_unqueued"  # its messages were lost; re-sent, none arrived
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """What a job records about an error: a stable code and a sentence for people."""
+
+    code: ErrorCode
+    message: str
+    # False: another attempt may succeed; True: it would fail the same way.
+    permanent: bool = False
+
+
 class _PermanentError(Exception):
+    """The stored params are invalid for the job type (checked again before each run)."""
+
+    def __init__(self, fields: str) -> None:
+        super().__init__(f"the stored params are invalid: {fields}")
+
+
+class _InvalidResultError(Exception):
+    pass
+
+
+class _UnknownJobTypeError(LookupError):
     pass
 
 
@@ -131,21 +188,23 @@ class JobProcessor:
             raise
         except Exception as error:
             lease.stop()
-            message = describe(error)
-            permanent = isinstance(error, _PermanentError) or (
-                isinstance(error, AppError) and error.status < 500
-            )
-            if permanent or job.attempts >= self.config.max_attempts:
-                log.warning("job %s failed: %s", job.job_id, message, extra={"job_id": job.job_id})
-                return self._fail(job, token, body, message)
+            failure = describe(error)
+            final = failure.permanent or job.attempts >= self.config.max_attempts
+            # The whole exception (type, text, traceback) goes to the log only.
             log.warning(
-                "job %s attempt %s failed: %s",
+                "job %s attempt %s failed (%s): %s",
                 job.job_id,
                 job.attempts,
-                message,
-                extra={"job_id": job.job_id},
+                failure.code,
+                _for_log(error),
+                exc_info=error,
+                extra={"job_id": job.job_id, "error_code": failure.code, "final": final},
             )
-            self.data.release(job, token, f"attempt {job.attempts}: {message}")
+            if final:
+                return self._fail(job, token, body, failure)
+            self.data.release(
+                job, token, failure.code, f"attempt {job.attempts}: {failure.message}"
+            )
             # The message reappears after the visibility timeout: that is the retry's back-off.
             return Outcome.RETRY
         finally:
@@ -153,7 +212,10 @@ class JobProcessor:
         try:
             self.data.complete(job, token, result)
         except ItemTooLargeError:
-            return self._fail(job, token, body, "the result is larger than a job can store")
+            too_large = JobFailure(
+                ErrorCode.RESULT_TOO_LARGE, "the result is larger than a job can store", True
+            )
+            return self._fail(job, token, body, too_large)
         log.info("job %s completed", job.job_id, extra={"job_id": job.job_id})
         return Outcome.DONE
 
@@ -161,35 +223,48 @@ class JobProcessor:
         found = job_type(job.job_type)
         if found is None:
             # Possibly a worker older than the API that accepted the job: retry (elsewhere).
-            raise LookupError(f"this worker has no job type {job.job_type!r}")
+            raise _UnknownJobTypeError(f"this worker has no job type {job.job_type!r}")
         try:
             params = found.params.model_validate(job.params)
+        except ValidationError as error:
+            raise _PermanentError(_fields(error)) from error
         except ValueError as error:
-            raise _PermanentError(f"the stored params are invalid: {error}") from error
+            raise _PermanentError("params") from error
         result = found.handler(params, lease.progress)
-        # Stored as JSON: a result that is not JSON fails here, inside the attempt.
-        loaded: dict[str, object] = json.loads(json.dumps(result))
-        return loaded
+        # Stored as JSON and shown by the API: anything else fails here, inside the attempt.
+        try:
+            loaded: Any = json.loads(json.dumps(result))
+        except (TypeError, ValueError) as error:
+            raise _InvalidResultError("the result is not JSON") from error
+        if not renderable_json_object(loaded):
+            raise _InvalidResultError("the result is not a JSON object the API can show")
+        return dict(loaded)
 
-    def _fail(self, job: JobTable, token: str, body: str, error: str) -> Outcome:
-        self.data.fail(job, token, error)
-        return self._dead_letter(job, body, error)
+    def _fail(self, job: JobTable, token: str, body: str, failure: JobFailure) -> Outcome:
+        self.data.fail(job, token, failure.code, failure.message)
+        return self._dead_letter(job, body, failure)
 
     def _give_up(self, job: JobTable, body: str) -> Outcome:
-        last = f"; last error: {job.error}" if job.error else ""
-        error = f"gave up after {job.attempts} attempts (the worker stopped){last}"
-        if not self.data.give_up(job, error):
+        # Only a coded error is quoted: rows from before codes may hold raw exception text.
+        last = f"; the last attempt: {job.error_code}" if job.error_code else ""
+        failure = JobFailure(
+            ErrorCode.GAVE_UP,
+            f"gave up after {job.attempts} attempts (each worker stopped before recording an "
+            f"outcome){last}",
+            True,
+        )
+        if not self.data.give_up(job, failure.code, failure.message):
             return Outcome.RETRY  # it changed meanwhile; the next delivery decides again
-        log.warning("job %s failed: %s", job.job_id, error, extra={"job_id": job.job_id})
-        return self._dead_letter(job, body, error)
+        log.warning("job %s failed: %s", job.job_id, failure.message, extra={"job_id": job.job_id})
+        return self._dead_letter(job, body, failure)
 
-    def _dead_letter(self, job: JobTable, body: str, error: str) -> Outcome:
+    def _dead_letter(self, job: JobTable, body: str, failure: JobFailure) -> Outcome:
         """After FAILED is written: copy the message to the dead-letter queue, then let it go."""
         if self.queue is None:
             log.error("no jobs queue: message of job %s not dead-lettered", job.job_id)
             return Outcome.DONE
         try:
-            self.queue.dead_letter(body, job.job_id, error)
+            self.queue.dead_letter(body, job.job_id, f"{failure.code}: {failure.message}")
         except Exception:
             log.exception("could not dead-letter job %s", job.job_id, extra={"job_id": job.job_id})
             return Outcome.RETRY
@@ -265,13 +340,66 @@ class _Lease:
             self.processor._set_visibility(self.receipt_handle, config.visibility_timeout)
 
 
-def describe(error: Exception) -> str:
-    """The error a job records: its type and message, with a domain error's details (e.g. the
-    bad rows of an import)."""
-    text = f"{type(error).__name__}: {error}"
-    if isinstance(error, AppError) and error.extra:
-        text += " " + json.dumps(error.extra, default=str, ensure_ascii=False)
-    return text[:_MAX_ERROR]
+def describe(error: Exception) -> JobFailure:
+    """What a job records about an error: a stable code and a sentence of our own. Exception
+    text from botocore, PynamoDB or HTTP never gets in (it can hold an upstream's error page or
+    a table name); a domain error's detail and details (e.g. the bad rows of an import, with
+    their line numbers) are the client's own and do."""
+    if isinstance(error, _PermanentError):
+        return JobFailure(ErrorCode.INVALID_PARAMS, _cut(str(error)), True)
+    if isinstance(error, _InvalidResultError):
+        return JobFailure(ErrorCode.INVALID_RESULT, str(error))
+    if isinstance(error, _UnknownJobTypeError):
+        return JobFailure(ErrorCode.UNKNOWN_TYPE, "no worker knows this job type")
+    mapped = error if isinstance(error, AppError) else _translate(error)
+    if isinstance(mapped, ServiceUnavailableError):
+        return JobFailure(ErrorCode.DATABASE_UNAVAILABLE, "the database or queue did not answer")
+    if isinstance(mapped, AppError) and mapped is error and mapped.status < 500:
+        # A domain error the handler raised about the job's input: its own words are for people.
+        code = (
+            ErrorCode.INVALID_PARAMS
+            if isinstance(mapped, UnprocessableError | BadRequestError)
+            else ErrorCode.REJECTED
+        )
+        text = mapped.detail
+        if mapped.extra:
+            text += " " + json.dumps(mapped.extra, default=str, ensure_ascii=False)
+        return JobFailure(code, _cut(text), True)
+    if isinstance(mapped, ItemTooLargeError):
+        return JobFailure(ErrorCode.REJECTED, "an item the job writes is larger than allowed", True)
+    return JobFailure(ErrorCode.HANDLER_FAILED, "the job's handler failed")
+
+
+def _translate(error: Exception) -> AppError | None:
+    try:
+        return translate(error)
+    except Exception:  # pragma: no cover - translate inspects foreign objects
+        return None
+
+
+def _for_log(error: BaseException) -> str:
+    """Every exception in the chain, with its text (PynamoDB keeps botocore's in `.cause`)."""
+    parts: list[str] = []
+    current: BaseException | None = error
+    while current is not None and len(parts) < 5:
+        parts.append(f"{type(current).__name__}: {current}")
+        cause = getattr(current, "cause", None) or current.__cause__
+        current = cause if isinstance(cause, BaseException) and cause is not current else None
+    return " <- ".join(parts)
+
+
+def _fields(error: ValidationError) -> str:
+    """`params.rows.0.age: Input should be ...; ...`: where and what, never the input."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(["params", *(str(part) for part in item["loc"])])
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def _cut(text: str) -> str:
+    # Valid Unicode only (a params key may hold a lone surrogate), and not too long.
+    return text[:_MAX_ERROR].encode("utf-8", "replace").decode()
 
 
 def _job_id(body: str) -> str:
@@ -285,12 +413,102 @@ def _job_id(body: str) -> str:
     return job_id
 
 
-class Worker:
-    """The long-poll loop: receive one message, process it, delete it when DONE."""
+@dataclass
+class SweepResult:
+    resent: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
 
-    def __init__(self, processor: JobProcessor, queue: JobQueue) -> None:
+
+def sweep(
+    processor: JobProcessor, now: datetime | None = None, limit: int = SWEEP_BATCH
+) -> SweepResult:
+    """Send the message again for unfinished jobs nothing has touched for a while: PENDING ones
+    (a submit that could neither queue nor withdraw) and PROCESSING ones whose lease ran out
+    (the message of a retry lost, e.g. with a queue that did not persist). SQS cannot say
+    whether a job has a message, so: whose `updated_at` is older than 2 x the visibility
+    timeout, doubling after each re-send. Each re-send is first recorded on the row with a
+    conditional update, so of several sweepers one re-sends per period; a duplicate message is
+    harmless (claims are conditional: a job runs once). After MAX_RESENDS without a worker
+    taking the job it is FAILED (`timed_out_unqueued`). At most `limit` jobs per status, oldest
+    first."""
+    data, queue = processor.data, processor.queue
+    result = SweepResult()
+    if queue is None:
+        return result
+    now = now or utcnow()
+    period = timedelta(seconds=2 * processor.config.visibility_timeout)
+    stale = [
+        job
+        for status in (JobStatus.PENDING, JobStatus.PROCESSING)
+        for job in data.stale(status, now - period, limit)
+    ]
+    for job in stale:
+        resends = int(job.resends or 0)
+        quiet_since = now - period * 2 ** min(resends, MAX_RESENDS)
+        if job.updated_at >= quiet_since:
+            continue  # re-sent recently: its message may still be on its way to a worker
+        if resends >= MAX_RESENDS:
+            message = (
+                f"no worker took the job: it stayed {job.status} although its message was sent "
+                f"again {resends} times"
+            )
+            if data.fail_stale(job, ErrorCode.TIMED_OUT_UNQUEUED, message):
+                log.warning("job %s failed: %s", job.job_id, message, extra={"job_id": job.job_id})
+                result.failed.append(job.job_id)
+            continue
+        if not data.record_resend(job, quiet_since, now):
+            continue  # claimed, cancelled or re-sent by another sweeper meanwhile
+        try:
+            queue.send({"job_id": job.job_id})
+        except Exception:
+            # Recorded but not sent: the next period sends it again (or, in the end, fails it).
+            log.warning("could not re-send job %s", job.job_id, exc_info=True)
+            continue
+        log.warning(
+            "re-sent the message of %s job %s",
+            job.status,
+            job.job_id,
+            extra={"job_id": job.job_id, "resends": resends + 1},
+        )
+        result.resent.append(job.job_id)
+    return result
+
+
+class Sweeper:
+    """Runs `sweep` at most once per visibility timeout in this process; never raises."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def maybe_sweep(self, processor: JobProcessor) -> SweepResult | None:
+        now = self._clock()
+        with self._lock:
+            if now < self._next:
+                return None
+            self._next = now + processor.config.visibility_timeout
+        try:
+            return sweep(processor)
+        except Exception as error:
+            log.warning("jobs sweep failed: %s", error)
+            return None
+
+
+# The process's sweeper: shared by its worker threads and the Lambda path (one sweep per period).
+PROCESS_SWEEPER = Sweeper()
+
+
+class Worker:
+    """The long-poll loop: receive one message, process it, delete it when DONE; and, at most
+    once per visibility timeout, sweep for unfinished jobs whose message was lost."""
+
+    def __init__(
+        self, processor: JobProcessor, queue: JobQueue, sweeper: Sweeper | None = None
+    ) -> None:
         self.processor = processor
         self.queue = queue
+        self.sweeper = sweeper or PROCESS_SWEEPER
         # True while a received message is being processed (not while long-polling).
         self.busy = False
 
@@ -316,6 +534,7 @@ class Worker:
         while not stop.is_set():
             try:
                 self.run_once()
+                self.sweeper.maybe_sweep(self.processor)
             except Exception as error:
                 if stop.is_set():
                     return

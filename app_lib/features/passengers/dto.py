@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app_lib.common.dto import DynamoNumber
 from app_lib.features.passengers.table import PassengerTable
 
 PassengerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["1"])]
@@ -14,10 +15,10 @@ Pclass = Annotated[int, Field(ge=1, le=3, description="ticket class: 1, 2 or 3")
 Sex = Literal["male", "female"]
 Port = Literal["C", "Q", "S"]
 Name = Annotated[str, Field(min_length=1, max_length=256)]
-Age = Annotated[float, Field(ge=0, le=150)]
+Age = Annotated[DynamoNumber, Field(ge=0, le=150)]
 Count = Annotated[int, Field(ge=0, le=50)]
 Ticket = Annotated[str, Field(min_length=1, max_length=64)]
-Fare = Annotated[float, Field(ge=0, le=100_000)]
+Fare = Annotated[DynamoNumber, Field(ge=0, le=100_000)]
 Cabin = Annotated[str, Field(min_length=1, max_length=64)]
 
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)

@@ -12,6 +12,8 @@ from typing import Any
 
 import boto3
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from app_lib.common import jobs as job_registry
@@ -22,6 +24,7 @@ from app_lib.features.jobs.data_service import JobDataService
 from app_lib.features.jobs.queue import JobQueue, default_queue_name, ensure_queue
 from app_lib.features.jobs.table import JobStatus, JobTable
 from app_lib.features.jobs.worker import JobProcessor, Worker, WorkerConfig
+from app_lib.main import create_app
 
 MAX_ATTEMPTS = 3
 # Short, so that redeliveries happen within a test; the lease is then 1 s.
@@ -120,6 +123,18 @@ def jobs_queue(settings: Settings, dynamodb_endpoint: str, tables: str) -> Itera
     sqs.delete_queue(QueueUrl=url)
     if dead_letter:
         sqs.delete_queue(QueueUrl=dead_letter)
+
+
+@pytest.fixture(scope="session")
+def lambda_app(settings: Settings) -> FastAPI:
+    """The app as the jobs worker Lambda runs it (LAMBDA_WORKER=true): POST /events mounted."""
+    return create_app(settings.model_copy(update={"lambda_worker": True}), manage_database=False)
+
+
+@pytest.fixture
+def lambda_client(lambda_app: FastAPI, tables: str) -> Iterator[TestClient]:
+    with TestClient(lambda_app) as test_client:
+        yield test_client
 
 
 @pytest.fixture

@@ -86,17 +86,17 @@ def test_finished_or_cancelled_jobs_cannot_be_claimed(data: JobDataService) -> N
 def test_released_job_is_claimable_at_once_and_keeps_its_error(data: JobDataService) -> None:
     job = new_job(data)
     assert data.claim(job, "w1", 30)
-    data.release(job, "w1", "attempt 1: boom")
+    data.release(job, "w1", "handler_failed", "attempt 1: boom")
     released = stored(data, job.job_id)
     assert released.status == JobStatus.PROCESSING and released.claim_token is None
-    assert released.error == "attempt 1: boom"
+    assert (released.error_code, released.error) == ("handler_failed", "attempt 1: boom")
     assert data.claim(released, "w2", 30) and released.attempts == 2
 
 
 def test_give_up_never_takes_a_job_whose_lease_runs(data: JobDataService) -> None:
     job = new_job(data)
     assert data.claim(job, "w", 30)
-    assert not data.give_up(stored(data, job.job_id), "no")
+    assert not data.give_up(stored(data, job.job_id), "gave_up", "no")
     assert stored(data, job.job_id).status == JobStatus.PROCESSING
 
 

@@ -75,7 +75,8 @@ def test_import_with_bad_rows_fails_at_once_and_writes_nothing(
     job = run(client, worker, data, {"type": "passengers.import", "params": {"csv": bad}})
     # Bad data does not get better on a retry: FAILED on the first attempt, with the bad line.
     assert job["status"] == "FAILED" and job["attempts"] == 1
-    assert "CsvRejectedError" in job["error"] and "line 4" in job["error"]
+    assert job["error"]["code"] == "invalid_params"
+    assert "bad row" in job["error"]["message"] and "line 4" in job["error"]["message"]
     assert client.get(f"{PASSENGERS}/c1").status_code == 404
     letters = dead_letters(jobs_queue, dynamodb_endpoint)
     assert [letter["job_id"] for letter in letters] == [job["id"]]

@@ -439,6 +439,7 @@ def sqs_record(
 
 def test_lambda_batch_reports_exactly_the_failed_record(
     client: TestClient,
+    lambda_client: TestClient,
     jobs_queue: JobQueue,
     data: JobDataService,
     echo_type: str,
@@ -455,32 +456,49 @@ def test_lambda_batch_reports_exactly_the_failed_record(
         sqs_record(m.message_id, m.body, m.receive_count, m.receipt_handle) for m in received
     ]
     bad_id = next(m.message_id for m in received if json.loads(m.body)["job_id"] == bad)
-    response = client.post("/events", json={"Records": records})
+    response = lambda_client.post("/events", json={"Records": records})
     assert response.status_code == 200
     assert response.json() == {"batchItemFailures": [{"itemIdentifier": bad_id}]}
     done = stored(data, good)
     assert done.status == JobStatus.COMPLETED and done.result == {"echo": 9}
     retried = stored(data, bad)
     assert retried.status == JobStatus.PROCESSING and retried.attempts == 1
-    assert retried.error is not None and retried.error.startswith("attempt 1: RuntimeError")
+    assert retried.error_code == "handler_failed"
+    assert retried.error is not None and retried.error.startswith("attempt 1: ")
     # Lambda deletes the successful records itself: this path deleted nothing.
     assert message_counts(jobs_queue.url, dynamodb_endpoint) == (0, 2)
     # A redelivery of the good record (Lambda retried it) does nothing.
     good_record = next(r for r in records if r["messageId"] != bad_id)
-    again = client.post("/events", json={"Records": [{**good_record, "receiptHandle": "old"}]})
+    again = lambda_client.post(
+        "/events", json={"Records": [{**good_record, "receiptHandle": "old"}]}
+    )
     assert again.json() == {"batchItemFailures": []}
     assert stored(data, good).version == done.version
 
 
 def test_lambda_events_refuses_requests_that_came_through_the_api(
-    client: TestClient, jobs_queue: JobQueue
+    lambda_client: TestClient, jobs_queue: JobQueue
 ) -> None:
     event = {"Records": [sqs_record("m", json.dumps({"job_id": "x"}))]}
-    response = client.post("/events", json=event, headers={"x-amzn-request-context": "{}"})
+    response = lambda_client.post("/events", json=event, headers={"x-amzn-request-context": "{}"})
     assert response.status_code == 404
-    assert client.post("/events", json={"Records": [{"body": "x"}]}).status_code == 422
+    assert lambda_client.post("/events", json={"Records": [{"body": "x"}]}).status_code == 422
     not_sqs = {"Records": [{**event["Records"][0], "eventSource": "aws:sns"}]}
-    assert client.post("/events", json=not_sqs).status_code == 422
+    assert lambda_client.post("/events", json=not_sqs).status_code == 422
+
+
+def test_lambda_events_exist_only_in_the_lambda_worker(
+    client: TestClient, lambda_client: TestClient, jobs_queue: JobQueue
+) -> None:
+    event = {"Records": [sqs_record("m", json.dumps({"job_id": "nope"}))]}
+    # Any other process (the API, `make run`, the container): no such route, not documented.
+    response = client.post("/events", json=event)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM
+    assert "/events" not in client.get("/openapi.json").json()["paths"]
+    # The worker Lambda (LAMBDA_WORKER=true) serves and documents it.
+    assert lambda_client.post("/events", json=event).json() == {"batchItemFailures": []}
+    assert "/events" in lambda_client.get("/openapi.json").json()["paths"]
 
 
 # ----- start-up and the dev worker thread ----------------------------------------------------

@@ -179,3 +179,33 @@ def test_malformed_json_and_bad_path_id_are_422(client: TestClient) -> None:
     response = client.post(URL, content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert client.get(f"{URL}/has%20space").status_code == 422
+
+
+@pytest.mark.parametrize("field", ["age", "fare"])
+@pytest.mark.parametrize("value", [1e-131, 1e-200, 5e-324])
+def test_numbers_dynamodb_cannot_store_are_422_on_every_write(
+    client: TestClient, field: str, value: float
+) -> None:
+    # Below DynamoDB's smallest magnitude (1e-130): the database would refuse the write (POST,
+    # PUT) or, on an emulator, store it and break the stats (PATCH).
+    create(client, passenger_id="n1")
+    before = client.get(f"{URL}/n1").json()
+    writes = [
+        client.post(URL, json=passenger_body(passenger_id="n2", **{field: value})),
+        client.put(f"{URL}/n1", json=passenger_body(**{field: value})),
+        client.patch(f"{URL}/n1", json={field: value}),
+    ]
+    for response in writes:
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in response.json()["errors"]] == [f"body.{field}"]
+    assert client.get(f"{URL}/n1").json() == before
+    assert client.get(f"{URL}/n2").status_code == 404
+    assert client.get(f"{URL}/stats").status_code == 200
+
+
+def test_the_smallest_number_dynamodb_stores_is_accepted(client: TestClient) -> None:
+    created = create(client, passenger_id="n3", fare=1e-130, age=0)
+    assert (created["fare"], created["age"]) == (1e-130, 0)
+    assert client.patch(f"{URL}/n3", json={"age": 1e-130}).json()["age"] == 1e-130
+    assert client.get(f"{URL}/stats").json()["overall"]["total"] == 1
