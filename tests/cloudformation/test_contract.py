@@ -169,14 +169,16 @@ def _statements() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
 
 def test_roles_grant_named_actions_on_their_own_tables_and_queues() -> None:
     """No wildcard action; "*" only where AWS allows nothing else (X-Ray); every DynamoDB grant
-    names a registered model's table, as the app names it, or that table's indexes."""
+    names a registered model's table, as the app names it, or that table's indexes (all, or
+    one the model declares)."""
     arn = "arn:aws:dynamodb:us-east-1:123456789012:table/"
-    names = {
-        PynamodbUtil.table_name(table_registry.base_name(model), namespace, environment)
-        for model in MODELS
-        for namespace, environment in (("acme", "prod"), ("", "prod"))
-    }
-    allowed = {arn + name for name in names} | {f"{arn}{name}/index/*" for name in names}
+    allowed: set[str] = set()
+    for model in MODELS:
+        indexes = model_spec(model)["global_indexes"] or {}
+        for namespace, environment in (("acme", "prod"), ("", "prod")):
+            name = PynamodbUtil.table_name(table_registry.base_name(model), namespace, environment)
+            allowed |= {arn + name, f"{arn}{name}/index/*"}
+            allowed |= {f"{arn}{name}/index/{index}" for index in indexes}
     statements = _statements()
     assert statements
     for label, statement, template in statements:

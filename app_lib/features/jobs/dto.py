@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -145,6 +145,15 @@ class SqsEvent(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     records: list[SqsRecord] = Field(alias="Records")
+
+
+class ScheduledEvent(BaseModel):
+    """EventBridge's scheduled event (the queue stack's sweep schedule): only the sweep runs."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    source: Literal["aws.events"]
+    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
 
 
 class BatchItemFailure(BaseModel):

@@ -26,6 +26,7 @@ from app_lib.features.jobs.dto import (
     JobOut,
     JobPage,
     JobSubmit,
+    ScheduledEvent,
     SqsEvent,
 )
 from app_lib.features.jobs.queue import JobQueue
@@ -178,17 +179,18 @@ def cancel_job(job: ValidJob, service: JobService, if_match: IfMatch, response: 
 
 @root_router.post("/events", response_model=BatchResponse, responses=problems(404, 415, 422))
 def lambda_events(
-    event: SqsEvent,
+    event: SqsEvent | ScheduledEvent,
     processor: Processor,
     request_context: Annotated[str | None, Header(alias="x-amzn-request-context")] = None,
 ) -> BatchResponse:
-    """Lambda Web Adapter pass-through: run an SQS batch; answer the records to retry."""
+    """Lambda Web Adapter pass-through: run an SQS batch and answer the records to retry; a
+    scheduled event (the sweep schedule) only sweeps."""
     if request_context is not None:
         # The adapter adds this header to requests that came through API Gateway; a pass-through
         # event has none. Clients of the HTTP API must not be able to feed the worker.
         raise NotFoundError("not found")
     failures = []
-    for record in event.records:
+    for record in event.records if isinstance(event, SqsEvent) else []:
         # Lambda deletes the records not reported here: nothing is deleted on this path.
         outcome = processor.process_message(
             record.body, record.receive_count, record.receipt_handle

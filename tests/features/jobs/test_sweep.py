@@ -272,3 +272,35 @@ def test_the_lambda_path_sweeps_after_its_batch(
     assert response.json() == {"batchItemFailures": []}
     messages = jobs_queue.receive(10, wait_seconds=1)
     assert [json.loads(m.body) for m in messages] == [{"job_id": job.job_id}]
+
+
+def test_the_sweep_schedule_sweeps_through_the_lambda_path(
+    lambda_client: TestClient,
+    data: JobDataService,
+    jobs_queue: JobQueue,
+    echo_type: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With Lambda workers only, an idle queue invokes nothing: the queue stack's EventBridge
+    schedule does, and the adapter passes its event to POST /events."""
+    monkeypatch.setattr(routes, "PROCESS_SWEEPER", Sweeper())
+    job = orphan(data, echo_type)
+    scheduled = {
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-23T06:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/sweep"],
+        "detail": {},
+    }
+    response = lambda_client.post("/events", json=scheduled)
+    assert response.status_code == 200
+    assert response.json() == {"batchItemFailures": []}
+    messages = jobs_queue.receive(10, wait_seconds=1)
+    assert [json.loads(m.body) for m in messages] == [{"job_id": job.job_id}]
+    # Anything else that is neither an SQS batch nor a scheduled event is refused.
+    other = lambda_client.post("/events", json={"source": "aws.s3", "detail-type": "Object"})
+    assert other.status_code == 422
