@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config
 
+from app_lib.common.aws import install_time_budget
 from app_lib.common.config import Settings
 from app_lib.common.errors import dynamo_errors
 from app_lib.common.util.pynamodb_util import PynamodbUtil
@@ -51,6 +52,7 @@ class JobQueue:
         retries: int = 2,
         wait_seconds: int = 20,
         dead_letter_url: str | None = None,
+        request_timeout: float | None = None,
     ) -> None:
         self.url = url
         self.wait_seconds = wait_seconds
@@ -58,6 +60,10 @@ class JobQueue:
         self._lock = threading.Lock()
         endpoint = endpoint_for(url)
         self._client = _client(region, endpoint, connect_timeout, read_timeout, retries)
+        if request_timeout is not None:
+            # Like the database's: one time budget per call, retries included. Not the long
+            # poll below, which waits on purpose.
+            install_time_budget(self._client, request_timeout, read_timeout)
         # A long poll holds the connection for up to wait_seconds: it needs its own read timeout.
         self._poller = _client(region, endpoint, connect_timeout, wait_seconds + 10.0, retries)
 
@@ -70,6 +76,7 @@ class JobQueue:
             read_timeout=settings.dynamodb_read_timeout,
             retries=settings.dynamodb_max_retries,
             wait_seconds=settings.jobs_wait_seconds,
+            request_timeout=settings.dynamodb_request_timeout,
         )
 
     def send(self, body: dict[str, Any]) -> str:
