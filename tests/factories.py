@@ -8,12 +8,14 @@ from typing import Any
 
 from pynamodb.models import Model
 
+from app_lib.common.data import pynamodb_adapter as adapter
+
 
 @contextmanager
 def record_operations(model: type[Model]) -> Iterator[list[tuple[str, dict[str, Any]]]]:
     """Every DynamoDB operation `model` sends, with its parameters, via a botocore event hook."""
     calls: list[tuple[str, dict[str, Any]]] = []
-    client = model._get_connection().connection.client
+    client = adapter.botocore_client(model)
 
     def hook(model: Any, params: dict[str, Any], **kwargs: Any) -> None:
         calls.append((model.name, params))

@@ -27,8 +27,19 @@ class JobType:
 _types: dict[str, JobType] = {}
 
 
+class DuplicateJobTypeError(ValueError):
+    """Another handler already has this job type's name (a copied feature that kept it)."""
+
+
 def register_job_type(name: str, params: type[BaseModel], handler: Handler) -> None:
-    _types[name] = JobType(name, params, handler)
+    """Register a job type; the same registration again is harmless, another one under the same
+    name is refused (it would silently replace the first feature's handler)."""
+    new = JobType(name, params, handler)
+    existing = _types.get(name)
+    if existing is not None and existing != new:
+        owner = getattr(existing.handler, "__module__", "another feature")
+        raise DuplicateJobTypeError(f"job type {name!r} is already registered by {owner}")
+    _types[name] = new
 
 
 def job_types() -> dict[str, JobType]:

@@ -17,6 +17,7 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from app_lib.common.config import Settings
+from app_lib.common.data import pynamodb_adapter as adapter
 from app_lib.common.errors import is_condition_failure
 from tests.concurrency.conftest import CLIENTS, race
 from tests.concurrency.counter_table import CounterTable
@@ -147,7 +148,7 @@ def test_failed_transactions_do_not_erase_concurrent_writes(counters: type[Count
     PutItem, in the same table. A failed transaction writes nothing and erases nothing."""
     per_thread = 20
     CounterTable(name="guard", value=0).save()
-    connection = CounterTable._get_connection().connection
+    connection = adapter.table_connection(CounterTable).connection
     transaction_errors: list[str] = []
 
     def work(index: int) -> list[str]:

@@ -23,8 +23,9 @@ from pynamodb.indexes import GlobalSecondaryIndex
 from pynamodb.pagination import ResultIterator
 
 from app_lib.common.data import cursor as cursors
+from app_lib.common.data import pynamodb_adapter as adapter
 from app_lib.common.data.abstract_data_service import AbstractDataService, Page
-from app_lib.common.data.versioned_table import VersionedTable
+from app_lib.common.data.versioned_table import VersionedTable, key_part
 from app_lib.common.errors import (
     ConflictError,
     PreconditionFailedError,
@@ -72,15 +73,6 @@ class IndexPlan:
         return used
 
 
-def key_part(value: Any) -> str:
-    """How a value is written inside a composite key (booleans as 0/1, like the stored numbers)."""
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 class PynamoDataService(AbstractDataService[M], Generic[M]):
     """Subclass it with `model = <Table>` (and `index_plans` for filtered listings)."""
 
@@ -104,7 +96,7 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
     def create(self, entity: M) -> None:
         entity.derive_keys()
         # The id must be new: without this condition a put would silently replace an item.
-        hash_key = self.model._hash_key_attribute()
+        hash_key = adapter.hash_key_attribute(self.model)
         with conditional_write(ConflictError(f"an item with id {self.id_of(entity)} exists")):
             entity.save(condition=hash_key.does_not_exist())
 
@@ -204,7 +196,6 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
         Unconditional by nature (BatchWriteItem takes no conditions): for loading data, not for
         edits racing other writers. Returns how many items were written.
         """
-        connection = self.model._get_connection()
         table = self.model.Meta.table_name
         written = 0
         for chunk in _chunks(entities, BATCH_SIZE):
@@ -215,8 +206,8 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
                 pending.append(entity.serialize())
             for attempt in range(BATCH_RETRIES + 1):
                 with dynamo_errors():
-                    answer = connection.batch_write_item(put_items=pending)
-                unprocessed = (answer or {}).get("UnprocessedItems", {}).get(table, [])
+                    answer = adapter.batch_write(self.model, pending)
+                unprocessed = answer.get("UnprocessedItems", {}).get(table, [])
                 pending = [request["PutRequest"]["Item"] for request in unprocessed]
                 if not pending:
                     break
@@ -232,7 +223,7 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
     # ----- helpers ------------------------------------------------------------------------------
     @classmethod
     def id_of(cls, entity: M) -> str:
-        return str(getattr(entity, cls.model._hash_key_attribute().attr_name))
+        return str(getattr(entity, adapter.hash_key_name(cls.model)))
 
     @staticmethod
     def new_id() -> str:
@@ -311,10 +302,10 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
 
     def _scan_count(self, filter_condition: Condition | None) -> int:
         if filter_condition is not None:
-            hash_name = self.model._hash_key_attribute().attr_name
+            hash_name = adapter.hash_key_name(self.model)
             results = self.model.scan(filter_condition, attributes_to_get=[hash_name])
             return sum(1 for _ in results)
-        client = self.model._get_connection().connection.client
+        client = adapter.botocore_client(self.model)
         total = 0
         kwargs: dict[str, Any] = {"TableName": self.model.Meta.table_name, "Select": "COUNT"}
         while True:

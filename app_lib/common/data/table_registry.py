@@ -12,6 +12,7 @@ from pynamodb.models import Model
 
 from app_lib.common.aws import install_time_budget
 from app_lib.common.config import Settings
+from app_lib.common.data import pynamodb_adapter as adapter
 from app_lib.common.errors import dynamo_errors, translate
 from app_lib.common.util.pynamodb_util import PynamodbUtil, TableName
 
@@ -59,7 +60,7 @@ def configure_model(
         settings.dynamodb_max_retries,
         settings.dynamodb_request_timeout,
     )
-    if getattr(model, "_app_lib_configured", None) == wanted and model._connection is not None:
+    if getattr(model, "_app_lib_configured", None) == wanted and adapter.has_connection(model):
         # Unchanged (a repair after a restart): keep the connection that requests are using.
         return
     meta.table_name = name
@@ -69,11 +70,11 @@ def configure_model(
     meta.read_timeout_seconds = settings.dynamodb_read_timeout  # type: ignore[assignment]
     meta.max_retry_attempts = settings.dynamodb_max_retries
     # PynamoDB caches one connection per model; drop it so the new endpoint is used.
-    model._connection = None
+    adapter.drop_connection(model)
     # Make the client now, to give every call one time budget, retries included. (PynamoDB
     # makes a new client only when this one has no credentials: then every call fails anyway.)
     install_time_budget(
-        model._get_connection().connection.client,
+        adapter.botocore_client(model),
         settings.dynamodb_request_timeout,
         settings.dynamodb_read_timeout,
     )
@@ -147,7 +148,7 @@ def table_status() -> dict[str, str]:
     status = {}
     for model in _models:
         with dynamo_errors():
-            description = model._get_connection().describe_table()
+            description = adapter.describe_table(model)
         status[model.Meta.table_name] = str(description.get("TableStatus", "UNKNOWN"))
     return status
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pynamodb.attributes import VersionAttribute
 from pynamodb.models import Model
@@ -22,3 +22,13 @@ class VersionedTable(Model):
 
     def derive_keys(self) -> None:
         """Recompute `derived_attributes` from the item's fields; called before every write."""
+
+
+def key_part(value: Any) -> str:
+    """How a value is written inside a composite key (booleans as 0/1, like the stored numbers),
+    for `derive_keys()` and for the key conditions that query those keys."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -11,8 +11,7 @@ from __future__ import annotations
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 
-from app_lib.common.data.pynamodb_data_service import key_part
-from app_lib.common.data.versioned_table import VersionedTable
+from app_lib.common.data.versioned_table import VersionedTable, key_part
 from app_lib.common.util.pynamodb_util import PynamodbUtil
 
 
