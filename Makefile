@@ -52,7 +52,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP)  ## measured ratios; writes bench/results.json
+bench: $(STAMP)  ## CPU per request side by side, embedded latency, scale-out, profile (~4 min); writes bench/results.json
 	$(PY) -m bench
 
 .PHONY: soak

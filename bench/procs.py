@@ -1,4 +1,4 @@
-"""The app under test in its own process, a keep-alive HTTP client for it, and percentiles."""
+"""Servers under test in their own processes, their CPU time, keep-alive clients, percentiles."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 READY_TIMEOUT = 90.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -33,12 +34,64 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+# ----- /proc --------------------------------------------------------------------------------------
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()  # fields from the 3rd on: state, ppid, ...
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process, all its threads (also those that ended); 0 if gone.
+    The kernel keeps it in ns and prints it in clock ticks (10 ms): read it over many requests."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK if fields else 0.0
+
+
+def threads_cpu_ns(pid: int) -> dict[int, int]:
+    """CPU ns of each live thread of `pid` (/proc/<pid>/task/<tid>/schedstat: exact, but a
+    thread that ends takes its count with it: for short windows of an idle server)."""
+    found = {}
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                found[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid` (children first), from /proc's parent links."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields:
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: list[int] = []
+    pending = [pid]
+    while pending and len(found) < 1000:
+        children = parents.get(pending.pop(0), [])
+        found.extend(children)
+        pending.extend(children)
+    return found
+
+
+def alive(pid: int) -> bool:
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+# ----- HTTP ---------------------------------------------------------------------------------------
 class HttpClient:
     """One keep-alive HTTP/1.1 connection: the cheapest client the standard library has."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, timeout: float = 60) -> None:
         self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.timeout = timeout
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:
@@ -47,7 +100,7 @@ class HttpClient:
         except (http.client.HTTPException, OSError):
             # The server closed the kept-alive connection: reconnect once.
             self.conn.close()
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
             self.conn.request("GET", path)
             response = self.conn.getresponse()
         return response.status, response.read()
@@ -62,54 +115,64 @@ class HttpClient:
         self.conn.close()
 
 
-class AppProcess:
-    """`python -m app_lib serve` on 127.0.0.1 and a free port, pointed at one namespace."""
+# ----- servers ------------------------------------------------------------------------------------
+def uvicorn_argv(target: str, port: int, *, workers: int = 1, factory: bool = False) -> list[str]:
+    """The one uvicorn command line every compared server runs with: only the app differs.
+    As `python -m app_lib serve` runs: httptools, uvloop, no uvicorn access log (app-lib writes
+    its own access line at LOG_LEVEL=INFO); uvicorn's INFO lines are start and stop only."""
+    argv = [sys.executable, "-m", "uvicorn", target, *(["--factory"] if factory else [])]
+    return [
+        *argv,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--http",
+        "httptools",
+        "--loop",
+        "uvloop",
+        "--no-access-log",
+        "--log-level",
+        "info",
+    ]
+
+
+class ServerProcess:
+    """An HTTP server in a child process on 127.0.0.1 and a free port; stops with its tree."""
 
     def __init__(
         self,
         name: str,
-        endpoint: str,
-        namespace: str,
+        argv: list[str] | None,
+        env: dict[str, str],
         workdir: Path,
         *,
-        log_level: str = "INFO",
-        seed: bool = False,
-        python: str | None = None,
-        cwd: Path | None = None,
+        ready_path: str = "/ready",
+        port: int | None = None,
     ) -> None:
         self.name = name
-        self.port = free_port()
-        self.log_path = workdir / f"app-{name}.log"
-        self.env = {
-            **os.environ,
-            "DYNAMODB_HOST": endpoint,
-            "APP_NAMESPACE": namespace,
-            "LOG_LEVEL": log_level,
-            "SEED_ON_START": "true" if seed else "false",
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-        }
-        self.python = python or sys.executable
-        self.cwd = cwd  # `python -m app_lib` imports app_lib from here first
+        self.port = port or free_port()
+        self.argv = argv or []
+        self.env = {**os.environ, **env}
+        self.ready_path = ready_path
+        self.log_path = workdir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.started_in = 0.0
+        self._seen: set[int] = set()
 
-    def start(self) -> AppProcess:
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> ServerProcess:
         self._log = self.log_path.open("wb")
         self._started = time.perf_counter()
         self.process = subprocess.Popen(
-            [
-                self.python,
-                "-m",
-                "app_lib",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
+            self.argv,
             env=self.env,
-            cwd=self.cwd,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -118,32 +181,33 @@ class AppProcess:
         return self
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> float:
-        """Poll /ready until 200 (bounded); seconds from start to ready."""
+        """Poll `ready_path` until 200 (bounded); seconds from start to ready."""
         assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"app {self.name} exited ({self.process.returncode}):\n{self.tail()}"
+                    f"{self.name} exited ({self.process.returncode}):\n{self.tail()}"
                 )
-            try:
+            with contextlib.suppress(OSError, http.client.HTTPException):
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/ready")
+                conn.request("GET", self.ready_path)
                 status = conn.getresponse().status
                 conn.close()
                 if status == 200:
                     self.started_in = time.perf_counter() - self._started
+                    self._seen.update(self.tree())
                     return self.started_in
-            except OSError:
-                pass
             time.sleep(0.2)
-        raise RuntimeError(f"app {self.name} not ready after {timeout:.0f}s:\n{self.tail()}")
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s:\n{self.tail()}")
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU the app process has used so far (Linux /proc)."""
-        assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    def tree(self) -> list[int]:
+        """This server's process and its live descendants (uvicorn workers, a database child)."""
+        return [self.pid, *descendants(self.pid)]
+
+    def cpu_seconds(self, pids: list[int] | None = None) -> float:
+        """CPU used so far by the server process (default) or the given processes."""
+        return sum(process_cpu_seconds(pid) for pid in (pids or [self.pid]))
 
     def tail(self, lines: int = 20) -> str:
         with contextlib.suppress(OSError):
@@ -151,38 +215,34 @@ class AppProcess:
             return "\n".join(text.splitlines()[-lines:])
         return ""
 
-    def access_durations(self, path_prefix: str) -> list[float]:
-        """Server-side milliseconds from the app's own access log lines (LOG_LEVEL=INFO only)."""
-        durations = []
-        with contextlib.suppress(OSError):
-            for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-                if not line.startswith("{"):
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if record.get("logger") != "app_lib.access":
-                    continue
-                if str(record.get("path", "")).startswith(path_prefix) or str(
-                    record.get("message", "")
-                ).startswith(f"GET {path_prefix}"):
-                    durations.append(float(record["duration_ms"]))
-        return durations
-
-    def stop(self) -> None:
+    def stop(self) -> list[int]:
+        """SIGTERM, wait; SIGKILL if needed. Then end, by pid, any descendant that outlived it.
+        Returns the pids that had to be killed that way (should be none)."""
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        leftovers: list[int] = []
+        if process is not None:
+            with contextlib.suppress(OSError):
+                self._seen.update(descendants(process.pid))
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            for pid in sorted(self._seen - {process.pid}):
+                while alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if alive(pid):
+                    leftovers.append(pid)
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
         if getattr(self, "_log", None) is not None:
             self._log.close()
+        return leftovers
 
-    def __enter__(self) -> AppProcess:
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(
@@ -194,11 +254,20 @@ class AppProcess:
         self.stop()
 
 
+# ----- statistics ---------------------------------------------------------------------------------
 def percentile(samples: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty list."""
     ordered = sorted(samples)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def summary(samples_ms: list[float]) -> dict[str, float]:
@@ -208,5 +277,5 @@ def summary(samples_ms: list[float]) -> dict[str, float]:
         "p90_ms": round(percentile(samples_ms, 90), 3),
         "p99_ms": round(percentile(samples_ms, 99), 3),
         "mean_ms": round(sum(samples_ms) / len(samples_ms), 3),
-        "min_ms": round(min(samples_ms), 3),
+        "max_ms": round(max(samples_ms), 3),
     }
