@@ -22,7 +22,10 @@ deployment against AWS never imports moto. What it adds to moto's threaded serve
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import decimal
 import fcntl
+import functools
 import io
 import json
 import logging
@@ -63,6 +66,11 @@ _CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/")
 COMPACT_BYTES = 64 * 1024 * 1024
 FSYNC_SECONDS = 1.0
 _TARGET = "DynamoDB_20120810"
+# Requests that change nothing: item sizes may be cached while one is handled.
+READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
+_READ_SIZES: contextvars.ContextVar[dict[int, tuple[Any, int]] | None] = contextvars.ContextVar(
+    "read_sizes", default=None
+)
 
 
 # ----- patches to moto ---------------------------------------------------------------------------
@@ -70,7 +78,7 @@ def patch_moto() -> None:
     """Idempotent; see the module docstring for why each patch exists."""
     from moto.core.common_models import BaseModel
     from moto.core.responses import ActionContext, ActionResult
-    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoResult
 
@@ -135,20 +143,47 @@ def patch_moto() -> None:
             self._app_lib_unsorted = False  # type: ignore[attr-defined]
 
     def equal(self: DynamoType, other: DynamoType) -> bool:
-        # The same text of the same type is the same value: no Decimal to parse ("1" == "1").
-        if self.type == other.type and type(self.value) is str and self.value == other.value:
-            return True
-        return bool(self.type == other.type and self.cast_value == other.cast_value)
+        # Key matching compares every item of the table: avoid re-parsing numbers each time.
+        if self.type != other.type:
+            return False
+        mine, theirs = self.value, other.value
+        if type(mine) is str and type(theirs) is str:
+            if mine == theirs:
+                return True
+            if self.type != "N":
+                return False  # strings (and base64 binaries) differ when their text does
+            return _number(mine) == _number(theirs)  # "1" == "1.0"
+        return bool(self.cast_value == other.cast_value)
 
     def not_equal(self: DynamoType, other: DynamoType) -> bool:
         return not equal(self, other)
 
+    size = Item.size
+
+    def cached_size(self: Item) -> int:
+        # moto sizes every item a read examines several times (the 1 MB page limit, the
+        # consumed capacity). During a read request nothing can change an item (one DynamoDB
+        # request at a time), so each item is sized once per request.
+        cache = _READ_SIZES.get()
+        if cache is None:
+            return int(size(self))
+        key = id(self)
+        if key not in cache:
+            cache[key] = (self, int(size(self)))  # the item is kept: its id stays its own
+        return cache[key][1]
+
+    Item.size = cached_size  # type: ignore[method-assign]
     Table.all_items = all_items  # type: ignore[method-assign]
     Table.sorted_items = sorted_items  # type: ignore[method-assign]
     Table.query = unsorted_query  # type: ignore[method-assign]
     DynamoType.__eq__ = equal  # type: ignore[method-assign]
     DynamoType.__ne__ = not_equal  # type: ignore[method-assign]
     BaseModel._app_lib_patched = True  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=4096)
+def _number(text: str) -> decimal.Decimal:
+    return decimal.Decimal(text)
 
 
 # ----- calling the app in-process ----------------------------------------------------------------
@@ -429,15 +464,19 @@ class SerializedDynamoDB:
             answer["status"], answer["headers"] = status, headers
             return lambda data: None
 
+        op = target.partition(".")[2]
         with self.lock:
-            result = self.app(environ, capture)
+            sizes = _READ_SIZES.set({} if op in READS else None)
             try:
-                data = b"".join(result)
+                result = self.app(environ, capture)
+                try:
+                    data = b"".join(result)
+                finally:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
             finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-            op = target.partition(".")[2]
+                _READ_SIZES.reset(sizes)
             if self.store is not None and op in MUTATING and answer["status"].startswith("200"):
                 auth = environ.get("HTTP_AUTHORIZATION", "")
                 self.store.note_scope(auth)

@@ -23,7 +23,7 @@ from app_lib.common.feature import Feature
 log = logging.getLogger(__name__)
 
 # How often a non-AWS endpoint is checked for missing tables.
-MONITOR_SECONDS = 2.0
+MONITOR_SECONDS = 5.0
 
 
 def prepare_database(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from urllib.parse import urlparse
 
@@ -13,7 +14,12 @@ from pynamodb.models import Model
 from app_lib.common.aws import install_time_budget
 from app_lib.common.config import Settings
 from app_lib.common.data import pynamodb_adapter as adapter
-from app_lib.common.errors import dynamo_errors, translate
+from app_lib.common.errors import (
+    ServiceUnavailableError,
+    dynamo_errors,
+    is_error_code,
+    translate,
+)
 from app_lib.common.util.pynamodb_util import PynamodbUtil, TableName
 
 log = logging.getLogger(__name__)
@@ -121,6 +127,10 @@ def create_tables(selected: Iterable[type[Model]] | None = None) -> list[str]:
             try:
                 model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
             except PynamoDBException as error:
+                if is_error_code(error, "ResourceInUseException"):
+                    # Another process (a second uvicorn worker) created it first: wait for it.
+                    _wait_until_active(model)
+                    continue
                 refused = unsupported_optional_setting(model, error)
                 if refused is None:
                     raise
@@ -153,11 +163,28 @@ def table_status() -> dict[str, str]:
     return status
 
 
+def _wait_until_active(model: type[Model], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while adapter.describe_table(model).get("TableStatus") != "ACTIVE":
+        if time.monotonic() > deadline:
+            raise ServiceUnavailableError(f"table {model.Meta.table_name} is not ACTIVE")
+        time.sleep(0.2)
+
+
 def missing_tables() -> list[str]:
-    """Names of the registered tables the endpoint does not have (raises when it is down)."""
-    missing = []
-    for model in _models:
-        with dynamo_errors():
-            if not model.exists():
-                missing.append(model.Meta.table_name)
-    return missing
+    """Names of the registered tables the endpoint does not have (raises when it is down).
+    One ListTables (a page per 100 tables), not a DescribeTable per table: it runs every few
+    seconds off AWS."""
+    if not _models:
+        return []
+    client = adapter.botocore_client(_models[0])
+    existing: set[str] = set()
+    kwargs: dict[str, str] = {}
+    with dynamo_errors():
+        while True:
+            answer = client.list_tables(**kwargs)
+            existing.update(answer.get("TableNames", []))
+            if "LastEvaluatedTableName" not in answer:
+                break
+            kwargs = {"ExclusiveStartTableName": answer["LastEvaluatedTableName"]}
+    return [str(m.Meta.table_name) for m in _models if m.Meta.table_name not in existing]

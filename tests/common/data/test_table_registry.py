@@ -141,3 +141,18 @@ def test_create_tables_enables_ttl_where_supported(settings: Settings, tables: s
             "AttributeName": "expires_at",
             "TimeToLiveStatus": "ENABLED",
         }
+
+
+def test_a_table_another_process_just_created_counts_as_there(
+    settings: Settings, dynamodb_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two uvicorn workers start at once: both see no table, both create it; the loser's
+    ResourceInUseException means "it exists", not a failed start-up."""
+    point_models(settings, dynamodb_endpoint, new_namespace(), [JobKeyTable])
+    table_registry.create_tables([JobKeyTable])
+    monkeypatch.setattr(JobKeyTable, "exists", classmethod(lambda cls: False))
+    try:
+        assert table_registry.create_tables([JobKeyTable]) == []
+    finally:
+        monkeypatch.undo()
+        table_registry.delete_tables([JobKeyTable])
