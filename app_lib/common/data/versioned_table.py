@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pynamodb.attributes import VersionAttribute
 from pynamodb.models import Model
+
+from app_lib.common.data import pynamodb_adapter as adapter
+
+_T = TypeVar("_T", bound="VersionedTable")
 
 
 class VersionedTable(Model):
@@ -22,6 +26,13 @@ class VersionedTable(Model):
 
     def derive_keys(self) -> None:
         """Recompute `derived_attributes` from the item's fields; called before every write."""
+
+    @classmethod
+    def from_raw_data(cls: type[_T], data: dict[str, Any]) -> _T:
+        """What PynamoDB builds every item it reads with (Query, Scan, GetItem), made leaner."""
+        if data is None:
+            raise ValueError("Received no data to construct object")
+        return adapter.instantiate(cls, data)
 
 
 def key_part(value: Any) -> str:
