@@ -36,6 +36,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOST=0.0.0.0 \
     PORT=8080
+# The embedded database keeps its data in DATA_DIR (.data, relative to /app): owned by the app
+# user. Mount a volume there (-v app-lib-data:/app/.data) to keep it beyond the container.
+RUN mkdir -p /app/.data && chown 10001:10001 /app/.data
 WORKDIR /app
 USER 10001:10001
 EXPOSE 8080

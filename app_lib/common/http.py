@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Response
 
 from app_lib.common.config import get_settings
-from app_lib.common.errors import PreconditionFailedError, PreconditionRequiredError
+from app_lib.common.errors import (
+    PreconditionFailedError,
+    PreconditionRequiredError,
+    Problem,
+    ValidationProblem,
+    problem_response,
+)
 
 _ETAG = re.compile(r'^(?:W/)?"([0-9]+)"$')
 # More digits than any version this API hands out (versions count writes): such an ETag can only
@@ -28,12 +35,25 @@ class IfMatchAny:
     """`If-Match: *`: any current version will do."""
 
 
+class IfMatchRefused:
+    """An If-Match this write cannot honour (malformed, or missing when it is required): the
+    412/428 to answer, raised by `expected_version()` in the route, that is after FastAPI has
+    validated path, query and body. RFC 9110 13.2.1: a server evaluates preconditions after
+    its usual request checks, so an invalid path or body is a 422 whatever the If-Match."""
+
+    def __init__(self, error: PreconditionFailedError | PreconditionRequiredError) -> None:
+        self.error = error
+
+
 def _if_match(
     if_match: Annotated[str | None, Header(description="ETag of the version you read")] = None,
-) -> int | IfMatchAny | None:
+) -> int | IfMatchAny | IfMatchRefused | None:
+    """Parse If-Match; never raises (see IfMatchRefused)."""
     if if_match is None:
         if get_settings().require_if_match:
-            raise PreconditionRequiredError("this write needs an If-Match header with the ETag")
+            return IfMatchRefused(
+                PreconditionRequiredError("this write needs an If-Match header with the ETag")
+            )
         return None
     if if_match.strip() == "*":
         return IfMatchAny()
@@ -41,15 +61,19 @@ def _if_match(
     for part in if_match.split(","):
         match = _ETAG.match(part.strip())
         if not match:
-            raise PreconditionFailedError(
-                f"If-Match {_shorten(part.strip())} is not an ETag of this API"
+            return IfMatchRefused(
+                PreconditionFailedError(
+                    f"If-Match {_shorten(part.strip())} is not an ETag of this API"
+                )
             )
         digits = match.group(1).lstrip("0") or "0"
         if len(digits) > _MAX_VERSION_DIGITS:
-            raise PreconditionFailedError("If-Match names a version that is not current")
+            return IfMatchRefused(
+                PreconditionFailedError("If-Match names a version that is not current")
+            )
         versions.append(int(digits))
     if len(versions) != 1:
-        raise PreconditionFailedError("If-Match must name exactly one ETag")
+        return IfMatchRefused(PreconditionFailedError("If-Match must name exactly one ETag"))
     return versions[0]
 
 
@@ -58,34 +82,49 @@ def _shorten(text: str, limit: int = 64) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def expected_version(value: int | IfMatchAny | None) -> int | None:
+def expected_version(value: int | IfMatchAny | IfMatchRefused | None) -> int | None:
+    """The version a write must find (None: any); raises the 412/428 of a refused If-Match.
+    Every route that takes `IfMatch` calls it before it writes."""
+    if isinstance(value, IfMatchRefused):
+        raise value.error
     return value if isinstance(value, int) else None
 
 
-IfMatch = Annotated[int | IfMatchAny | None, Depends(_if_match)]
+IfMatch = Annotated[int | IfMatchAny | IfMatchRefused | None, Depends(_if_match)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="items per page")]
 Cursor = Annotated[
     str | None, Query(max_length=4096, description="next_cursor of the previous page")
 ]
 
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` entries for the problem+json statuses a route can return."""
-    descriptions = {
-        400: "Invalid cursor or request",
-        404: "Not found",
-        409: "Conflict",
-        412: "Stale If-Match (the item changed)",
-        413: "Item too large",
-        415: "Unsupported Media Type (send the body as application/json)",
-        422: "Invalid input",
-        428: "If-Match required",
-        503: "Database unavailable (see Retry-After)",
-    }
+def problems(
+    *statuses: int, models: Mapping[int, type[Problem]] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries for the problem+json statuses a route can return (503 always).
+
+    Each is documented with its schema: `ValidationProblem` for 422 (with `errors`), `Problem`
+    otherwise; `models` names another (a `Problem` subclass) for a status whose body has members
+    of its own, e.g. `problems(422, models={422: SubmitProblem})`."""
+    chosen = dict(models or {})
+    if not set(chosen) <= {*statuses, 503}:
+        raise ValueError(f"models for statuses the route does not list: {sorted(chosen)}")
     return {
-        status: {
-            "description": descriptions.get(status, "Error"),
-            "content": {"application/problem+json": {}},
-        }
+        status: problem_response(
+            _DESCRIPTIONS.get(status, "Error"),
+            chosen.get(status, ValidationProblem if status == 422 else Problem),
+        )
         for status in (*statuses, 503)
     }
+
+
+_DESCRIPTIONS = {
+    400: "Invalid cursor or request",
+    404: "Not found",
+    409: "Conflict",
+    412: "Stale or malformed If-Match (the item changed)",
+    413: "Item too large",
+    415: "Unsupported Media Type (send the body as application/json)",
+    422: "Invalid input",
+    428: "If-Match required",
+    503: "Database unavailable (see Retry-After)",
+}

@@ -24,16 +24,14 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import AliasChoices, BaseModel
 
 from app_lib.common.dto import json_problem
-from app_lib.common.errors import PROBLEM_JSON, UnsupportedMediaTypeError
+from app_lib.common.errors import UnsupportedMediaTypeError
+from app_lib.common.http import problems
 
 # A JSON escape of a UTF-16 surrogate, \ud800 .. \udfff (either case).
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SHAPE_ATTRIBUTE = "_app_lib_request_shape"
-UNSUPPORTED_MEDIA_TYPE = {
-    "description": "Unsupported Media Type (send the body as application/json)",
-    "content": {PROBLEM_JSON: {}},
-}
-INVALID_INPUT = {"description": "Invalid input", "content": {PROBLEM_JSON: {}}}
+_DOCUMENTED = problems(415, 422)
+UNSUPPORTED_MEDIA_TYPE, INVALID_INPUT = _DOCUMENTED[415], _DOCUMENTED[422]
 
 
 @dataclass(frozen=True)

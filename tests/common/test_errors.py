@@ -1,9 +1,11 @@
-"""Translation of database failures to domain errors (the statuses clients see)."""
+"""Translation of database failures to domain errors (the statuses clients see), and how the
+errors FastAPI and Starlette raise themselves are answered."""
 
 from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
+from fastapi.testclient import TestClient
 from pynamodb.exceptions import GetError, PutError
 
 from app_lib.common.errors import (
@@ -52,3 +54,31 @@ def test_item_size_is_413_and_other_validation_is_a_bug() -> None:
 def test_condition_failures_are_recognised() -> None:
     assert is_condition_failure(PutError("x", client_error("ConditionalCheckFailedException")))
     assert not is_condition_failure(PutError("x", client_error("ThrottlingException")))
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/api/v1/passengers", "GET, POST"),
+        ("/api/v1/passengers/1", "GET, PUT, PATCH, DELETE"),
+        # /stats is also a passenger id as far as the routes go: PUT /passengers/stats is served.
+        ("/api/v1/passengers/stats", "GET, PUT, PATCH, DELETE"),
+        ("/api/v1/passengers/by-ticket/A/5 21171", "GET"),
+        ("/api/v1/jobs", "GET, POST"),
+        ("/api/v1/jobs/some-id", "GET, DELETE"),
+        ("/api/v1/jobs/some-id/events", "GET"),
+        ("/health", "GET"),
+    ],
+)
+def test_405_allow_lists_every_method_the_path_serves(
+    client: TestClient, path: str, allowed: str
+) -> None:
+    # RFC 9110 15.5.6. Starlette names only the methods of the first route whose path matched.
+    for method in ("OPTIONS", "TRACE"):
+        response = client.request(method, path)
+        assert response.status_code == 405
+        assert response.headers["allow"] == allowed
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["title"] == "Method Not Allowed"
+    for method in allowed.split(", "):
+        assert client.request(method, path).status_code != 405, method

@@ -177,3 +177,42 @@ def test_escaped_surrogate_pairs_and_escaped_backslashes_are_fine(client: TestCl
     response = client.post(PASSENGERS, content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 201, response.text
     assert response.json()["name"] == "Smile \U0001f600 \\ud800"
+
+
+# ----- bodies FastAPI cannot parse -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\xff", "UTF-8"),
+        (b'{"name": "Doe, Mrs. \xc3"}', "UTF-8"),  # a truncated two-byte sequence
+        (b"[" * 100_000, "nested too deeply"),  # past the parser's recursion limit
+    ],
+    ids=["0xff", "truncated-utf8", "too-deep"],
+)
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", PASSENGERS),
+        ("PUT", f"{PASSENGERS}/b1"),
+        ("PATCH", f"{PASSENGERS}/b1"),
+        ("POST", JOBS),
+    ],
+)
+def test_a_json_body_that_cannot_be_parsed_is_422_naming_the_body(
+    client: TestClient, raw: bytes, message: str, method: str, path: str
+) -> None:
+    # FastAPI answers these with an undocumented 400 "There was an error parsing the body".
+    assert client.post(PASSENGERS, json=passenger_body(passenger_id="b1")).status_code == 201
+    before = client.get(f"{PASSENGERS}/b1").json()
+    response = client.request(
+        method, path, content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert fields(response) == ["body"]
+    assert message in response.json()["errors"][0]["message"]
+    assert response.json()["errors"][0]["type"] == "json_invalid"
+    assert client.get(f"{PASSENGERS}/b1").json() == before
+    assert passenger_count() == 1

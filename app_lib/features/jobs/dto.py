@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app_lib.common.dto import JsonObject, has_surrogate, renderable_json_object
+from app_lib.common.errors import FieldProblem, Problem, optional_member
 from app_lib.features.jobs.table import JobStatus, JobTable
 
 # Shown instead of stored params or a result this API cannot render (not a JSON object, nested
@@ -28,6 +29,14 @@ class JobSubmit(BaseModel):
         examples=[{}],
         description="a JSON object, at most 32 levels deep",
     )
+
+
+class SubmitProblem(Problem):
+    """A 422 of POST /jobs: invalid input (`errors`), a type no worker knows (`known_types`),
+    or an Idempotency-Key already used with another body (neither)."""
+
+    errors: list[FieldProblem] = optional_member("each invalid input, when there are any")
+    known_types: list[str] = optional_member("the job types there are, when `type` is none")
 
 
 class JobError(BaseModel):

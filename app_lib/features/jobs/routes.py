@@ -28,6 +28,7 @@ from app_lib.features.jobs.dto import (
     JobSubmit,
     ScheduledEvent,
     SqsEvent,
+    SubmitProblem,
 )
 from app_lib.features.jobs.queue import JobQueue
 from app_lib.features.jobs.service import submit
@@ -80,7 +81,12 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 root_router = APIRouter(tags=["jobs"])
 
 
-@router.post("", status_code=202, response_model=JobOut, responses=problems(413, 415, 422))
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    responses=problems(413, 415, 422, models={422: SubmitProblem}),
+)
 def submit_job(
     body: JobSubmit,
     service: JobService,
@@ -103,7 +109,8 @@ def submit_job(
 def list_jobs(
     service: JobService,
     status: Annotated[JobStatus | None, Query()] = None,
-    job_type: Annotated[str | None, Query(alias="type", max_length=100)] = None,
+    # An empty type can name no job (and DynamoDB refuses an empty key value): 422.
+    job_type: Annotated[str | None, Query(alias="type", min_length=1, max_length=100)] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> JobPage:

@@ -5,21 +5,24 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from app_lib.common.dto import DynamoNumber
+from app_lib.common.dto import DynamoStorable, JsonBool, Patch
 from app_lib.features.passengers.table import PassengerTable
 
 PassengerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["1"])]
 Pclass = Annotated[int, Field(ge=1, le=3, description="ticket class: 1, 2 or 3")]
 Sex = Literal["male", "female"]
 Port = Literal["C", "Q", "S"]
-Name = Annotated[str, Field(min_length=1, max_length=256)]
-Age = Annotated[DynamoNumber, Field(ge=0, le=150)]
-Count = Annotated[int, Field(ge=0, le=50)]
-Ticket = Annotated[str, Field(min_length=1, max_length=64)]
-Fare = Annotated[DynamoNumber, Field(ge=0, le=100_000)]
-Cabin = Annotated[str, Field(min_length=1, max_length=64)]
+# Text is stripped of surrounding whitespace (str_strip_whitespace): it must hold something else.
+NOT_BLANK = r"\S"
+Name = Annotated[str, Field(min_length=1, max_length=256, pattern=NOT_BLANK)]
+# Bounds before DynamoStorable: the document then says minimum/maximum (see DynamoStorable).
+Age = Annotated[float, Field(ge=0, le=150), DynamoStorable()]
+Count = Annotated[int, Field(ge=0, le=50), DynamoStorable()]
+Ticket = Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK)]
+Fare = Annotated[float, Field(ge=0, le=100_000), DynamoStorable()]
+Cabin = Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK)]
 
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -29,8 +32,8 @@ class PassengerFields(BaseModel):
 
     model_config = _STRICT
 
-    survived: bool
-    pclass: Pclass
+    survived: JsonBool
+    pclass: Annotated[Pclass, DynamoStorable()]  # Pclass alone is the query parameter's type
     name: Name
     sex: Sex
     age: Age | None = None
@@ -57,34 +60,13 @@ class PassengerReplace(PassengerFields):
     """A full replacement (PUT): every field; the ones left out go back to their defaults."""
 
 
-class PassengerUpdate(BaseModel):
-    """A partial update (PATCH): only the fields given change; null clears an optional one."""
-
-    model_config = _STRICT
-
-    survived: bool | None = None
-    pclass: Pclass | None = None
-    name: Name | None = None
-    sex: Sex | None = None
-    age: Age | None = None
-    sibsp: Count | None = None
-    parch: Count | None = None
-    ticket: Ticket | None = None
-    fare: Fare | None = None
-    cabin: Cabin | None = None
-    embarked: Port | None = None
-
-    @field_validator("survived", "pclass", "name", "sex", "sibsp", "parch")
-    @classmethod
-    def _required_not_null(cls, value: Any) -> Any:
-        # Reached only when the field is given; these fields may change but never be cleared.
-        if value is None:
-            raise ValueError("may not be null")
-        return value
+class PassengerUpdate(Patch[PassengerFields]):
+    """A partial update (PATCH): only the fields given change; null clears an optional one
+    (age, ticket, fare, cabin, embarked); the others may be left out but not be null."""
 
     def changes(self) -> dict[str, Any]:
         """The given fields, as the table stores them."""
-        values = self.model_dump(include=self.model_fields_set)
+        values = super().changes()
         if values.get("survived") is not None:
             values["survived"] = int(values["survived"])
         return values

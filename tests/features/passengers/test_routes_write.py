@@ -152,8 +152,19 @@ def test_delete_is_204_then_404(client: TestClient) -> None:
         (passenger_body(nickname="Molly"), "body.nickname"),
         (passenger_body(passenger_id="a/b"), "body.passenger_id"),
         ({k: v for k, v in passenger_body().items() if k != "name"}, "body.name"),
+        # JSON's types are distinct: true/false is not a number, 0/1 is not a boolean.
+        (passenger_body(fare=False), "body.fare"),
+        (passenger_body(pclass=True), "body.pclass"),
+        (passenger_body(sibsp=True), "body.sibsp"),
+        (passenger_body(survived=1), "body.survived"),
+        # Text is stripped of surrounding whitespace: blank text is empty text.
+        (passenger_body(ticket="\u00a0"), "body.ticket"),
+        (passenger_body(name=" \t "), "body.name"),
     ],
-    ids=["pclass", "sex", "age", "1MB-name", "unknown-field", "bad-id", "missing-name"],
+    ids=[
+        *("pclass", "sex", "age", "1MB-name", "unknown-field", "bad-id", "missing-name"),
+        *("fare-false", "pclass-true", "sibsp-true", "survived-1", "blank-ticket", "blank-name"),
+    ],
 )
 def test_bad_body_is_422_naming_the_field_and_writes_nothing(
     client: TestClient, body: dict[str, Any], field: str
@@ -209,3 +220,41 @@ def test_the_smallest_number_dynamodb_stores_is_accepted(client: TestClient) -> 
     assert (created["fare"], created["age"]) == (1e-130, 0)
     assert client.patch(f"{URL}/n3", json={"age": 1e-130}).json()["age"] == 1e-130
     assert client.get(f"{URL}/stats").json()["overall"]["total"] == 1
+
+
+def test_whole_floats_are_integers_and_blank_is_documented(client: TestClient) -> None:
+    # JSON Schema counts 3.0 as an integer, so the server does too.
+    created = client.post(URL, json=passenger_body(passenger_id="w1", pclass=3.0, sibsp=1.0))
+    assert created.status_code == 201, created.text
+    assert (created.json()["pclass"], created.json()["sibsp"]) == (3, 1)
+    properties = client.get("/openapi.json").json()["components"]["schemas"]["PassengerCreate"]
+    ticket = properties["properties"]["ticket"]["anyOf"][0]
+    assert ticket["pattern"] == "\\S" and properties["properties"]["name"]["pattern"] == "\\S"
+
+
+@pytest.mark.parametrize("field", ["survived", "pclass", "name", "sex", "sibsp", "parch"])
+def test_patch_null_of_a_field_that_cannot_be_empty_is_422_and_the_document_agrees(
+    client: TestClient, field: str
+) -> None:
+    before = create(client, passenger_id="nn1")
+    response = client.patch(f"{URL}/nn1", json={field: None})
+    assert response.status_code == 422
+    assert [(e["field"], e["message"]) for e in response.json()["errors"]] == [
+        (f"body.{field}", "Value error, may not be null")
+    ]
+    assert client.get(f"{URL}/nn1").json() == before
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["PassengerUpdate"]
+    assert "null" not in str(schema["properties"][field])  # not nullable in the document either
+
+
+@pytest.mark.parametrize("field", ["age", "ticket", "fare", "cabin", "embarked"])
+def test_patch_null_clears_an_optional_field_as_the_document_says(
+    client: TestClient, field: str
+) -> None:
+    create(client, passenger_id="nc1", age=30, ticket="T 1", fare=7.25, cabin="B5", embarked="S")
+    response = client.patch(f"{URL}/nc1", json={field: None})
+    assert response.status_code == 200, response.text
+    assert response.json()[field] is None
+    assert client.get(f"{URL}/nc1").json()[field] is None
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["PassengerUpdate"]
+    assert {"type": "null"} in schema["properties"][field]["anyOf"]
