@@ -12,11 +12,11 @@ from starlette.concurrency import run_in_threadpool
 from app_lib import __version__
 from app_lib.common import feature as features
 from app_lib.common.config import Settings, get_settings
-from app_lib.common.errors import install_error_handlers
 from app_lib.common.health import router as health_router
 from app_lib.common.lifecycle import open_database
 from app_lib.common.logging import configure_logging
 from app_lib.common.middleware import RequestIdMiddleware
+from app_lib.common.problems import install_error_handlers
 from app_lib.common.request_checks import check_request, document_request_checks
 
 log = logging.getLogger(__name__)

@@ -52,6 +52,16 @@ def test_the_contracts_hold(project: Path) -> None:
             "from app_lib.features.passengers import dto as _passengers  # noqa",
             "The common layer does not import features",
         ),
+        (
+            "app_lib/common/errors.py",
+            "import fastapi  # noqa",
+            "Domain code does not import FastAPI",
+        ),
+        (
+            "app_lib/features/passengers/data_service.py",
+            "from app_lib.common import problems as _problems  # noqa",
+            "Domain code does not import FastAPI",
+        ),
     ],
 )
 def test_a_violating_import_fails_the_lint(

@@ -9,13 +9,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Query, Response
 
 from app_lib.common.config import get_settings
-from app_lib.common.errors import (
-    PreconditionFailedError,
-    PreconditionRequiredError,
-    Problem,
-    ValidationProblem,
-    problem_response,
-)
+from app_lib.common.errors import PreconditionFailedError, PreconditionRequiredError
+from app_lib.common.problems import Problem, ValidationProblem, problem_response
 
 _ETAG = re.compile(r'^(?:W/)?"([0-9]+)"$')
 # More digits than any version this API hands out (versions count writes): such an ETag can only

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -10,8 +9,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app_lib.common.errors import PROBLEM_JSON
 from app_lib.common.logging import set_request_id
+from app_lib.common.problems import PROBLEM_JSON, internal_error_body
 
 log = logging.getLogger("app_lib.access")
 
@@ -52,16 +51,7 @@ class RequestIdMiddleware:
             log.exception("unhandled error")
             if response_started:
                 raise
-            body = json.dumps(
-                {
-                    "type": "about:blank",
-                    "title": "Internal Server Error",
-                    "status": 500,
-                    "detail": "an unexpected error occurred; quote the request id to report it",
-                    "instance": scope.get("path", ""),
-                    "request_id": request_id,
-                }
-            ).encode()
+            body = internal_error_body(scope.get("path", ""), request_id)
             await send_with_id(
                 {
                     "type": "http.response.start",

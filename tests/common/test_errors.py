@@ -7,13 +7,23 @@ import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
 from fastapi.testclient import TestClient
 from pynamodb.exceptions import GetError, PutError
+from starlette.types import Receive, Scope, Send
 
+from app_lib.common.aws_errors import is_condition_failure, translate
 from app_lib.common.errors import (
+    AppError,
+    BadRequestError,
+    ConflictError,
+    InvalidCursorError,
     ItemTooLargeError,
+    NotFoundError,
+    PreconditionFailedError,
+    PreconditionRequiredError,
     ServiceUnavailableError,
-    is_condition_failure,
-    translate,
+    UnprocessableError,
+    UnsupportedMediaTypeError,
 )
+from app_lib.common.middleware import RequestIdMiddleware
 
 
 def client_error(code: str, message: str = "") -> ClientError:
@@ -82,3 +92,39 @@ def test_405_allow_lists_every_method_the_path_serves(
         assert response.json()["title"] == "Method Not Allowed"
     for method in allowed.split(", "):
         assert client.request(method, path).status_code != 405, method
+
+
+def test_client_errors_are_permanent_and_faults_are_not() -> None:
+    # The job worker stops retrying on a permanent error (features/jobs/worker.describe).
+    assert not AppError.permanent and not ServiceUnavailableError.permanent
+    for error in (
+        BadRequestError,
+        InvalidCursorError,
+        NotFoundError,
+        ConflictError,
+        PreconditionFailedError,
+        ItemTooLargeError,
+        UnsupportedMediaTypeError,
+        UnprocessableError,
+        PreconditionRequiredError,
+    ):
+        assert error.status < 500 and error.permanent, error
+
+
+def test_a_crash_is_a_500_problem_with_the_request_id() -> None:
+    async def crash(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("boom")
+
+    client = TestClient(RequestIdMiddleware(crash), raise_server_exceptions=False)
+    response = client.get("/somewhere", headers={"X-Request-ID": "req-1"})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-request-id"] == "req-1"
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": "an unexpected error occurred; quote the request id to report it",
+        "instance": "/somewhere",
+        "request_id": "req-1",
+    }

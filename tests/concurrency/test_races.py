@@ -16,9 +16,9 @@ import pytest
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from app_lib.common.aws_errors import is_condition_failure
 from app_lib.common.config import Settings
 from app_lib.common.data import pynamodb_adapter as adapter
-from app_lib.common.errors import is_condition_failure
 from tests.concurrency.conftest import CLIENTS, race
 from tests.concurrency.counter_table import CounterTable
 from tests.conftest import new_namespace, point_models

@@ -22,17 +22,12 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import GlobalSecondaryIndex
 from pynamodb.pagination import ResultIterator
 
+from app_lib.common.aws_errors import aws_errors, conditional_write
 from app_lib.common.data import cursor as cursors
 from app_lib.common.data import pynamodb_adapter as adapter
 from app_lib.common.data.abstract_data_service import AbstractDataService, Page
 from app_lib.common.data.versioned_table import VersionedTable, key_part
-from app_lib.common.errors import (
-    ConflictError,
-    PreconditionFailedError,
-    ServiceUnavailableError,
-    conditional_write,
-    dynamo_errors,
-)
+from app_lib.common.errors import ConflictError, PreconditionFailedError, ServiceUnavailableError
 
 M = TypeVar("M", bound=VersionedTable)
 
@@ -81,7 +76,7 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
 
     # ----- single items -------------------------------------------------------------------------
     def get(self, id: str) -> M | None:
-        with dynamo_errors():
+        with aws_errors():
             try:
                 item: M = self.model.get(id)
             except DoesNotExist:
@@ -161,7 +156,7 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
         plan, used = self._plan(filters)
         context = self._cursor_context(plan, filters)
         start = cursors.decode(cursor, context) if cursor else None
-        with dynamo_errors():
+        with aws_errors():
             results = self._iterate(plan, used, filters, limit, start)
             items = builtins.list(results)
             last_key = results.last_evaluated_key
@@ -176,7 +171,7 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
         DynamoDB's own ItemCount is only refreshed about every six hours."""
         filters = {name: value for name, value in filters.items() if value is not None}
         plan, used = self._plan(filters)
-        with dynamo_errors():
+        with aws_errors():
             if plan is not None:
                 hash_value, range_condition = self._key_condition(plan, used, filters)
                 total: int = self.model.count(
@@ -205,7 +200,7 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
                 entity.version = entity.version or 1
                 pending.append(entity.serialize())
             for attempt in range(BATCH_RETRIES + 1):
-                with dynamo_errors():
+                with aws_errors():
                     answer = adapter.batch_write(self.model, pending)
                 unprocessed = answer.get("UnprocessedItems", {}).get(table, [])
                 pending = [request["PutRequest"]["Item"] for request in unprocessed]

@@ -12,14 +12,10 @@ from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
 from app_lib.common.aws import install_time_budget
+from app_lib.common.aws_errors import aws_errors, is_error_code, translate
 from app_lib.common.config import Settings
 from app_lib.common.data import pynamodb_adapter as adapter
-from app_lib.common.errors import (
-    ServiceUnavailableError,
-    dynamo_errors,
-    is_error_code,
-    translate,
-)
+from app_lib.common.errors import ServiceUnavailableError
 from app_lib.common.util.pynamodb_util import PynamodbUtil, TableName
 
 log = logging.getLogger(__name__)
@@ -121,7 +117,7 @@ def create_tables(selected: Iterable[type[Model]] | None = None) -> list[str]:
     warning and the table is kept without it; against AWS every failure is an error."""
     created = []
     for model in selected or _models:
-        with dynamo_errors():
+        with aws_errors():
             if model.exists():
                 continue
             try:
@@ -148,7 +144,7 @@ def create_tables(selected: Iterable[type[Model]] | None = None) -> list[str]:
 
 def delete_tables(selected: Iterable[type[Model]] | None = None) -> None:
     for model in selected or _models:
-        with dynamo_errors():
+        with aws_errors():
             if model.exists():
                 model.delete_table()
 
@@ -157,7 +153,7 @@ def table_status() -> dict[str, str]:
     """DescribeTable for every registered table: the readiness check."""
     status = {}
     for model in _models:
-        with dynamo_errors():
+        with aws_errors():
             description = adapter.describe_table(model)
         status[model.Meta.table_name] = str(description.get("TableStatus", "UNKNOWN"))
     return status
@@ -180,7 +176,7 @@ def missing_tables() -> list[str]:
     client = adapter.botocore_client(_models[0])
     existing: set[str] = set()
     kwargs: dict[str, str] = {}
-    with dynamo_errors():
+    with aws_errors():
         while True:
             answer = client.list_tables(**kwargs)
             existing.update(answer.get("TableNames", []))

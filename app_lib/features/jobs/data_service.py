@@ -12,6 +12,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
+from app_lib.common.aws_errors import aws_errors, conditional_write
 from app_lib.common.data.pynamodb_data_service import IndexPlan, PynamoDataService
 from app_lib.common.errors import (
     AppError,
@@ -21,8 +22,6 @@ from app_lib.common.errors import (
     PreconditionFailedError,
     ServiceUnavailableError,
     UnprocessableError,
-    conditional_write,
-    dynamo_errors,
 )
 from app_lib.features.jobs.table import JobKeyTable, JobStatus, JobTable, created_key_prefix
 
@@ -63,7 +62,7 @@ class JobDataService(PynamoDataService[JobTable]):
 
     def get(self, id: str) -> JobTable | None:
         """Strongly consistent: a worker must see the latest claim, a client its own submit."""
-        with dynamo_errors():
+        with aws_errors():
             try:
                 return JobTable.get(id, consistent_read=True)
             except DoesNotExist:
@@ -162,7 +161,7 @@ class JobDataService(PynamoDataService[JobTable]):
             log.warning("could not release Idempotency-Key of job %s", job_id)
 
     def _key(self, key: str) -> JobKeyTable | None:
-        with dynamo_errors():
+        with aws_errors():
             try:
                 return JobKeyTable.get(key, consistent_read=True)
             except DoesNotExist:
@@ -308,7 +307,7 @@ class JobDataService(PynamoDataService[JobTable]):
         condition = JobTable.updated_at < before
         if status is JobStatus.PROCESSING:
             condition &= _lease_over(before.timestamp())
-        with dynamo_errors():
+        with aws_errors():
             return list(
                 JobTable.by_status.query(
                     status.value,

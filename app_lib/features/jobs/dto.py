@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app_lib.common.dto import JsonObject, has_surrogate, renderable_json_object
-from app_lib.common.errors import FieldProblem, Problem, optional_member
+from app_lib.common.problems import FieldProblem, Problem, optional_member
 from app_lib.features.jobs.table import JobStatus, JobTable
 
 # Shown instead of stored params or a result this API cannot render (not a JSON object, nested

@@ -17,8 +17,8 @@ import boto3
 from botocore.config import Config
 
 from app_lib.common.aws import install_time_budget
+from app_lib.common.aws_errors import aws_errors
 from app_lib.common.config import Settings
-from app_lib.common.errors import dynamo_errors
 from app_lib.common.util.pynamodb_util import PynamodbUtil
 
 if TYPE_CHECKING:
@@ -81,13 +81,13 @@ class JobQueue:
 
     def send(self, body: dict[str, Any]) -> str:
         """Queue a message; returns its id."""
-        with dynamo_errors():
+        with aws_errors():
             response = self._client.send_message(QueueUrl=self.url, MessageBody=json.dumps(body))
         return response["MessageId"]
 
     def receive(self, max_messages: int = 1, wait_seconds: int | None = None) -> list[QueueMessage]:
         wait = self.wait_seconds if wait_seconds is None else wait_seconds
-        with dynamo_errors():
+        with aws_errors():
             response = self._poller.receive_message(
                 QueueUrl=self.url,
                 MaxNumberOfMessages=max_messages,
@@ -105,12 +105,12 @@ class JobQueue:
         ]
 
     def delete(self, receipt_handle: str) -> None:
-        with dynamo_errors():
+        with aws_errors():
             self._client.delete_message(QueueUrl=self.url, ReceiptHandle=receipt_handle)
 
     def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         """Keep a message hidden `seconds` from now (a heartbeat), or show it again (0)."""
-        with dynamo_errors():
+        with aws_errors():
             self._client.change_message_visibility(
                 QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
             )
@@ -121,7 +121,7 @@ class JobQueue:
         if url is None:
             log.error("the jobs queue has no dead-letter queue", extra={"job_id": job_id})
             return False
-        with dynamo_errors():
+        with aws_errors():
             self._client.send_message(
                 QueueUrl=url,
                 MessageBody=body,
@@ -143,7 +143,7 @@ class JobQueue:
             return self._dead_letter_url or None
 
     def _find_dead_letter_url(self) -> str:
-        with dynamo_errors():
+        with aws_errors():
             attributes = self._client.get_queue_attributes(
                 QueueUrl=self.url, AttributeNames=["RedrivePolicy"]
             ).get("Attributes", {})
@@ -205,7 +205,7 @@ def ensure_queue(
     visibility = (
         settings.jobs_visibility_timeout if visibility_timeout is None else visibility_timeout
     )
-    with dynamo_errors():
+    with aws_errors():
         dead_letter = client.create_queue(QueueName=name + DEAD_LETTER_SUFFIX)["QueueUrl"]
         arn = client.get_queue_attributes(QueueUrl=dead_letter, AttributeNames=["QueueArn"])[
             "Attributes"

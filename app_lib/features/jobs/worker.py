@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app_lib.common.aws_errors import translate
 from app_lib.common.config import Settings
 from app_lib.common.dto import renderable_json_object
 from app_lib.common.errors import (
@@ -37,7 +38,6 @@ from app_lib.common.errors import (
     ItemTooLargeError,
     ServiceUnavailableError,
     UnprocessableError,
-    translate,
 )
 from app_lib.common.jobs import job_type
 from app_lib.features.jobs import queue as queues
@@ -354,7 +354,7 @@ def describe(error: Exception) -> JobFailure:
     mapped = error if isinstance(error, AppError) else _translate(error)
     if isinstance(mapped, ServiceUnavailableError):
         return JobFailure(ErrorCode.DATABASE_UNAVAILABLE, "the database or queue did not answer")
-    if isinstance(mapped, AppError) and mapped is error and mapped.status < 500:
+    if isinstance(mapped, AppError) and mapped is error and mapped.permanent:
         # A domain error the handler raised about the job's input: its own words are for people.
         code = (
             ErrorCode.INVALID_PARAMS

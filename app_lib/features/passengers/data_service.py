@@ -7,8 +7,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from app_lib.common.aws_errors import aws_errors
 from app_lib.common.data.pynamodb_data_service import IndexPlan, PynamoDataService
-from app_lib.common.errors import dynamo_errors
 from app_lib.features.passengers.table import PassengerTable
 
 STATS_ATTRIBUTES = ["survived", "pclass", "sex", "embarked"]
@@ -27,12 +27,12 @@ class PassengerDataService(PynamoDataService[PassengerTable]):
 
     def by_ticket(self, ticket: str) -> builtins.list[PassengerTable]:
         """Every passenger on a ticket (tickets are shared by families and groups)."""
-        with dynamo_errors():
+        with aws_errors():
             return builtins.list(PassengerTable.by_ticket.query(ticket))
 
     def stats_rows(self) -> Iterable[PassengerTable]:
         """Only the four attributes the statistics need, over the whole table."""
-        with dynamo_errors():
+        with aws_errors():
             yield from PassengerTable.scan(attributes_to_get=STATS_ATTRIBUTES, page_size=1000)
 
     def stats(self) -> dict[str, Any]:
