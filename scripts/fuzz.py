@@ -16,20 +16,18 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import ctypes
-import http.client
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from served_app import ROOT, ServedApp, die_with_parent, stop_group
+
 CONFIG = ROOT / "schemathesis.toml"
 PHASES = "examples,coverage,fuzzing,stateful"
 # Checks that compare a response with the document: any failure means the response breaks it.
@@ -41,94 +39,7 @@ SCHEMA_CHECKS = (
 )
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _die_with_parent() -> None:
-    """In a child: get SIGTERM if this script dies without cleanup (Linux; best effort)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM the child's process group (it leads one), then SIGKILL it after `grace` seconds."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace)
-    # The group may outlive its leader (the embedded database child): kill what is left.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
-
-
-class App:
-    """`python -m app_lib serve` with HOST=127.0.0.1 and a free PORT, in its own process group."""
-
-    def __init__(self, log_path: Path, data_dir: Path) -> None:
-        self.port = free_port()
-        self.log_path = log_path
-        self.data_dir = data_dir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            # What `make run` uses by default; set here so a .env cannot point the fuzzer elsewhere.
-            "DYNAMODB_HOST": "embedded",
-            "SEED_ON_START": "true",
-            # A fresh database of its own: never the developer's .data/, never a `make dev` one.
-            "DATA_DIR": str(self.data_dir),
-            "EMBEDDED_URL": "",
-            "LOG_LEVEL": "INFO",  # the access log is where requests and 5xx are counted
-        }
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "app_lib", "serve"],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-
-    def wait_ready(self, timeout: float) -> float:
-        assert self.process is not None
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the app exited ({self.process.returncode}):\n{self.tail()}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                try:
-                    conn.request("GET", "/ready")
-                    if conn.getresponse().status == 200:
-                        return time.monotonic() - started
-                finally:
-                    conn.close()
-            time.sleep(0.25)
-        raise RuntimeError(f"the app was not ready after {timeout:.0f}s:\n{self.tail()}")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            _stop_group(process, grace=20)
-
-    def tail(self, lines: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-            return "\n".join(text.splitlines()[-lines:])
-        return ""
+App = ServedApp
 
 
 def run_schemathesis(args: argparse.Namespace, url: str, report_dir: Path) -> int | None:
@@ -171,7 +82,7 @@ def run_schemathesis(args: argparse.Namespace, url: str, report_dir: Path) -> in
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         assert process.stdout is not None
         try:
@@ -190,7 +101,7 @@ def run_schemathesis(args: argparse.Namespace, url: str, report_dir: Path) -> in
                 else:
                     time.sleep(0.1)
         finally:
-            _stop_group(process, grace=5)
+            stop_group(process, grace=5)
 
 
 def _root_cause(traceback: str) -> str:

@@ -16,15 +16,12 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import ctypes
 import http.client
 import json
 import math
 import os
 import random
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,24 +31,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from served_app import ROOT, ServedApp
+
 RESULTS = ROOT / "soak-results.json"
 IDS = 891  # the seeded passengers: "1".."891"
 BASELINE_SECONDS = 60.0  # growth is measured from the sample at this time to the end
 MIX = (("get", 50), ("page", 20), ("patch", 20), ("stats", 10))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if this script dies without cleanup (Linux; best effort)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def rss_mb(pid: int) -> float | None:
@@ -94,80 +79,11 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 # ----- the app ------------------------------------------------------------------------------------
-class App:
-    """`python -m app_lib serve` in its own process group, stopped with everything it started."""
+class App(ServedApp):
+    """The served app, its DATA_DIR and log in the soak's work folder; counts its logged 5xx."""
 
     def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.log_path = workdir / "app.log"
-        self.data_dir = workdir / "data"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "DATA_DIR": str(self.data_dir),
-            # `make run`'s defaults, set here so that a .env cannot point the soak elsewhere.
-            "DYNAMODB_HOST": "embedded",
-            "SEED_ON_START": "true",
-            "LOG_LEVEL": "INFO",
-        }
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "app_lib", "serve"],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def wait_ready(self, timeout: float) -> float:
-        assert self.process is not None
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the app exited ({self.process.returncode}):\n{self.tail()}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                try:
-                    conn.request("GET", "/ready")
-                    if conn.getresponse().status == 200:
-                        return time.monotonic() - started
-                finally:
-                    conn.close()
-            time.sleep(0.25)
-        raise RuntimeError(f"the app was not ready after {timeout:.0f}s:\n{self.tail()}")
-
-    def stop(self, grace: float = 20.0) -> None:
-        """SIGTERM the group (app and database child), SIGKILL what is left after `grace`."""
-        process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=grace)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=10)
-
-    def tail(self, lines: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-            return "\n".join(text.splitlines()[-lines:])
-        return ""
+        super().__init__(workdir / "app.log", workdir / "data")
 
     def logged_5xx(self) -> dict[str, int]:
         """The 5xx the app's access log recorded, with the root cause of each when logged."""
