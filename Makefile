@@ -34,13 +34,21 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy --strict app_lib
 	$(VENV)/bin/lint-imports
 
-test: lint cfn-lint $(DYNALITE_STAMP)  ## lint + the whole suite on moto's server, then test-dynalite
+test: lint cfn-lint $(DYNALITE_STAMP) chromium  ## lint + the whole suite on moto's server, then test-dynalite
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory test-dynalite
 
 $(DYNALITE_STAMP): $(DYNALITE_DIR)/package.json $(DYNALITE_DIR)/package-lock.json
 	npm ci --prefix $(DYNALITE_DIR) --ignore-scripts --no-audit --no-fund
 	touch $(DYNALITE_STAMP)
+
+.PHONY: chromium
+chromium:  ## headless Chromium for the /docs test: Debian's package, installed when missing
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	{ command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } || \
+	{ echo "make chromium: install Chromium (Debian: apt-get install chromium) for the docs test" >&2; exit 1; }
 
 .PHONY: dynalite test-dynalite
 dynalite: $(DYNALITE_STAMP)  ## install dynalite into tests/dynalite/node_modules

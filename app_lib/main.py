@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from app_lib import __version__
 from app_lib.common import feature as features
 from app_lib.common.config import Settings, get_settings
+from app_lib.common.docs import install_docs
 from app_lib.common.health import router as health_router
 from app_lib.common.lifecycle import open_database
 from app_lib.common.logging import configure_logging
@@ -54,7 +55,11 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         description="A FastAPI service on DynamoDB, one folder per feature.",
         # Every route: unknown query parameters (422), non-JSON bodies (415), lone surrogates.
         dependencies=[Depends(check_request)],
+        # Served by install_docs from local assets: FastAPI's own pages need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
