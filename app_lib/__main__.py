@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from app_lib.common.config import get_settings
+from app_lib.common.errors import AppError
 from app_lib.common.logging import configure_logging
 
 
@@ -84,7 +85,6 @@ def _reset(args: argparse.Namespace) -> int:
 def _seed(args: argparse.Namespace) -> int:
     from app_lib.common import feature as features
     from app_lib.common.data import table_registry
-    from app_lib.common.errors import AppError
 
     settings = get_settings()
     if settings.embedded:
@@ -158,8 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--threads", type=int, default=1, help="jobs run in parallel")
     worker.set_defaults(run=_worker)
     args = parser.parse_args(argv)
-    configure_logging(get_settings().log_level)
-    code: int = args.run(args)
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    try:
+        code: int = args.run(args)
+    except AppError as error:
+        # The database or the queue is away (or refused us): one line, no traceback.
+        where = settings.dynamodb_host or "AWS"
+        print(f"{args.command}: {error.detail} ({where})", file=sys.stderr)
+        return 1
     return code
 
 

@@ -117,3 +117,38 @@ def test_reset_wipes_the_data_and_refuses_while_it_is_used(tmp_path: Path) -> No
     again = run_cli("reset", env=env)
     assert again.returncode == 0
     assert "nothing to wipe" in again.stderr
+
+
+def test_an_unreachable_database_is_one_line_naming_it(tmp_path: Path) -> None:
+    env = {
+        **cli_env(tmp_path),
+        "DYNAMODB_HOST": "http://127.0.0.1:9",  # nothing listens on the discard port
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "DYNAMODB_REQUEST_TIMEOUT": "2",
+    }
+    for command in (["seed", "passengers"], ["worker"]):
+        result = run_cli(*command, env=env)
+        assert result.returncode == 1, result.stderr
+        lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+        assert lines == [
+            f"{command[0]}: the database refused the connection (is it running?) "
+            "(http://127.0.0.1:9)"
+        ], result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_a_csv_that_is_not_utf8_is_one_clear_refusal(tmp_path: Path) -> None:
+    from app_lib.common.embedded import EmbeddedServer
+
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(
+        b"PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked\n"
+        b'1,0,3,"M\xfcller, Mr. J",male,22,1,0,A/5,7.25,,S\n'
+    )
+    with EmbeddedServer() as database:
+        env = {**cli_env(tmp_path), "DYNAMODB_HOST": database.url}
+        result = run_cli("seed", "passengers", "--file", str(latin1), env=env)
+    assert result.returncode == 1
+    assert "the file is not UTF-8 (byte 88)" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -4,7 +4,7 @@ errors: `translate`, and `aws_errors()` / `conditional_write()` around the calls
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from botocore.exceptions import (
@@ -97,12 +97,23 @@ def is_condition_failure(error: BaseException) -> bool:
     )
 
 
+def _network_detail(errors: Sequence[BaseException]) -> str:
+    """Say what happened: a timeout (it may be hung or overloaded), a refusal (it is not there),
+    a dropped connection. (ConnectTimeoutError is also an EndpointConnectionError.)"""
+    if any(isinstance(item, (ConnectTimeoutError, ReadTimeoutError)) for item in errors):
+        return "the database did not answer in time"
+    if any(isinstance(item, ConnectionClosedError) for item in errors):
+        return "the database closed the connection"
+    return "the database refused the connection (is it running?)"
+
+
 def translate(error: BaseException) -> AppError | None:
     """The domain error for a PynamoDB/botocore failure, or None when it is a bug of ours."""
     if isinstance(error, AppError):
         return error
-    if any(isinstance(item, _NETWORK_ERRORS) for item in _cause_chain(error)):
-        return ServiceUnavailableError("the database did not answer in time", retry_after=2)
+    network = [item for item in _cause_chain(error) if isinstance(item, _NETWORK_ERRORS)]
+    if network:
+        return ServiceUnavailableError(_network_detail(network), retry_after=2)
     if any(isinstance(item, _SETUP_ERRORS) for item in _cause_chain(error)):
         # A deployment fault (no role, no region), not a bug: not ready, and say so in the logs.
         log.error("cannot call the database: %s", error)

@@ -130,6 +130,11 @@ class ProgressBar:
 
 def load_file(path: Path | None = None) -> int:
     """Load a CSV file (default: the bundled Titanic list). Bad rows: nothing is written."""
-    text = (path or BUNDLED).read_text(encoding="utf-8-sig")
+    try:
+        text = (path or BUNDLED).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise CsvRejectedError(
+            [f"the file is not UTF-8 (byte {error.start}); save it as UTF-8 and load it again"]
+        ) from None
     passengers = parse_csv(text)
     return write(passengers, ProgressBar(len(passengers)))
