@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.set_defaults(run=_worker)
     args = parser.parse_args(argv)
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         code: int = args.run(args)
     except AppError as error:
@@ -171,4 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C before the server took over its signals: quietly
+        sys.exit(130)

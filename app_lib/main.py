@@ -76,5 +76,5 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
 def app_factory() -> FastAPI:
     """For `uvicorn --factory app_lib.main:app_factory`."""
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)

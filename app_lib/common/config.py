@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     aws_region: str = "us-east-1"
     dynamodb_host: str = EMBEDDED
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "console", "json"] = "auto"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     dynamodb_connect_timeout: float = Field(default=2.0, gt=0, le=60)
@@ -63,6 +64,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("dynamodb_host")
     @classmethod

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -209,6 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--switch-interval", type=float)
     args = parser.parse_args(argv)
+    # Ctrl-C reaches the whole process group; the parent ends this process (it closes our
+    # standard input), so the database stops after the app, quietly, with its data saved.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from app_lib.common.embedded_server import serve
 
     serve(args.port, args.data_dir, args.switch_interval)

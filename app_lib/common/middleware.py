@@ -64,13 +64,19 @@ class RequestIdMiddleware:
             )
             await send_with_id({"type": "http.response.body", "body": body})
         finally:
+            query = scope.get("query_string", b"").decode("latin-1")
+            target = f"{scope.get('path')}?{query}" if query else scope.get("path")
+            client = scope.get("client")
+            duration = round((time.perf_counter() - started) * 1000, 2)
             log.info(
-                "%s %s %s",
+                "%s %s %s %sms",
                 scope.get("method"),
-                scope.get("path"),
+                target,
                 status,
+                duration,
                 extra={
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": duration,
+                    "client": f"{client[0]}:{client[1]}" if client else None,
                 },
             )
