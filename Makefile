@@ -2,6 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The installer: uv (from PyPI), pinned; it installs the pinned set in seconds.
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
+# What serving needs (the app and the embedded database), then everything (tests, linters).
+SERVE_STAMP := $(VENV)/.installed-serve
 STAMP := $(VENV)/.installed
 
 # dynalite (npm, pinned by tests/dynalite/package-lock.json; Node >= 20): a second DynamoDB
@@ -12,20 +17,30 @@ DYNALITE_SUITES := tests/common/data tests/features/passengers tests/concurrency
 
 .PHONY: install run dev reset test lint format bench worker seed container-smoke clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(UV):
+	@echo "make: creating $(VENV) and installing uv $(UV_VERSION), the installer"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[embedded,dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(SERVE_STAMP): pyproject.toml constraints.txt | $(UV)
+	@echo "make: installing what serving needs (the app, the embedded database) into $(VENV)"
+	$(UV) pip install --python $(PY) -c constraints.txt -e '.[embedded]'
+	touch $(SERVE_STAMP)
+
+$(STAMP): $(SERVE_STAMP) pyproject.toml constraints.txt
+	@echo "make: installing the test and lint tools into $(VENV)"
+	$(UV) pip install --python $(PY) -c constraints.txt -e '.[embedded,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)  ## serve the API (embedded database, seeded) on HOST:PORT
+run: $(SERVE_STAMP)  ## serve the API (embedded database, seeded) on HOST:PORT
 	$(PY) -m app_lib serve
 
-dev: $(STAMP)  ## serve with code reload; the embedded database and its data survive reloads
+dev: $(SERVE_STAMP)  ## serve with code reload; the embedded database and its data survive reloads
 	$(PY) -m app_lib dev
 
-reset: $(STAMP)  ## wipe the embedded database's data (DATA_DIR, default .data/)
+reset: $(SERVE_STAMP)  ## wipe the embedded database's data (DATA_DIR, default .data/)
 	$(PY) -m app_lib reset
 
 lint: $(STAMP)
@@ -92,5 +107,5 @@ cfn-lint: $(TOOLS_STAMP)  ## cfn-lint (no error or warning) and checkov (no fail
 	BC_SKIP_MAPPING=TRUE $(TOOLS_VENV)/bin/checkov -d cloudformation --framework cloudformation \
 		--skip-download --compact --quiet
 
-worker: $(STAMP)  ## long-poll the jobs queue (needs a shared DYNAMODB_HOST and JOBS_QUEUE_URL; `make run` has its own worker thread)
+worker: $(SERVE_STAMP)  ## long-poll the jobs queue (needs a shared DYNAMODB_HOST and JOBS_QUEUE_URL; `make run` has its own worker thread)
 	$(PY) -m app_lib worker
