@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from app_lib.common.config import get_settings
 from app_lib.common.errors import AppError
 from app_lib.common.logging import configure_logging
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _uvicorn(args: argparse.Namespace, **options: Any) -> None:
+    """The app factory under uvicorn, as `serve` and `dev` run it (our own logging and access
+    line; `options` adds reload and the like)."""
     import uvicorn
 
     settings = get_settings()
@@ -23,7 +26,12 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        **options,
     )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _uvicorn(args)
     return 0
 
 
@@ -31,8 +39,6 @@ def _dev(args: argparse.Namespace) -> int:
     """Serve with code reload. The embedded database belongs to this process, not to the app
     processes that reload, so its data stays put across reloads (and, with DATA_DIR, restarts)."""
     import os
-
-    import uvicorn
 
     import app_lib
     from app_lib.common.embedded import EmbeddedServer
@@ -44,15 +50,10 @@ def _dev(args: argparse.Namespace) -> int:
         os.environ["EMBEDDED_URL"] = embedded.start()
         embedded.watch(lambda: None)  # a dead database is started again; the app re-prepares it
     try:
-        uvicorn.run(
-            "app_lib.main:app_factory",
-            factory=True,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
+        _uvicorn(
+            args,
             reload=True,
             reload_dirs=[str(Path(app_lib.__file__).parent), *args.reload_dir],
-            log_config=None,
-            access_log=False,
         )
     finally:
         if embedded is not None:

@@ -106,7 +106,7 @@ class EmbeddedServer:
         reader.join(self.start_timeout)
         port_line = next((line for line in lines if line.startswith("PORT ")), "")
         if not port_line:
-            _end(process)
+            end_child(process)
             raise EmbeddedServerError(
                 "the embedded database did not start (is moto[server] installed? "
                 "is the data directory used by another process?)"
@@ -159,7 +159,7 @@ class EmbeddedServer:
             process, self._process = self._process, None
         if process is None:
             return
-        _end(process)
+        end_child(process)
         log.info("embedded database stopped")
 
     def __enter__(self) -> EmbeddedServer:
@@ -175,8 +175,9 @@ class EmbeddedServer:
         self.stop()
 
 
-def _end(process: subprocess.Popen[str]) -> None:
-    """Close the child's standard input (it then saves and exits); kill it if it does not."""
+def end_child(process: subprocess.Popen[str]) -> None:
+    """Close the standard input of a child that serves until it closes (it then saves and
+    exits); kill it if it does not. The embedded database's and the tests' dynalite."""
     try:
         if process.stdin:
             process.stdin.close()

@@ -14,11 +14,15 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app_lib.common.config import Settings
 from app_lib.common.data import table_registry
 from app_lib.common.errors import AppError
 from app_lib.common.feature import Feature
+
+if TYPE_CHECKING:  # imported when used: the module that starts moto's process
+    from app_lib.common.embedded import EmbeddedServer
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ class Database:
     """The database the process uses; `close()` stops what `open_database` started."""
 
     host: str | None
-    embedded: object | None = None  # EmbeddedServer (imported only when used)
+    embedded: EmbeddedServer | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -62,7 +66,7 @@ class Database:
         for thread in self._threads:
             thread.join(timeout=5)
         if self.embedded is not None:
-            self.embedded.stop()  # type: ignore[attr-defined]
+            self.embedded.stop()
 
 
 def open_database(

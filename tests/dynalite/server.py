@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
+from app_lib.common.embedded import end_child
+
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "server.js"
 
@@ -59,17 +61,8 @@ class DynaliteServer:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        try:
-            if process.stdin:
-                process.stdin.close()
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        if process.stdout:
-            process.stdout.close()
+        if process is not None:
+            end_child(process)
 
     def __enter__(self) -> DynaliteServer:
         self.start()

@@ -218,11 +218,7 @@ class JobDataService(PynamoDataService[JobTable]):
             (JobTable.status == JobStatus.PROCESSING.value)
             & ((JobTable.lease_until < now) | JobTable.lease_until.does_not_exist())
         )
-        try:
-            self._update(job, actions, claimable)
-        except ConditionFailedError:
-            return False
-        return True
+        return self._updated(job, actions, claimable)
 
     def heartbeat(
         self, job: JobTable, token: str, lease_seconds: float, progress: int | None = None
@@ -293,11 +289,7 @@ class JobDataService(PynamoDataService[JobTable]):
         unowned = (JobTable.status == JobStatus.PENDING.value) | (
             JobTable.lease_until < time.time()
         )
-        try:
-            self._update(job, actions, unowned, check_version=True)
-        except ConditionFailedError:
-            return False
-        return True
+        return self._updated(job, actions, unowned, check_version=True)
 
     # ----- the sweep: unfinished jobs whose message was lost --------------------------------------
     def stale(self, status: JobStatus, before: datetime, limit: int) -> list[JobTable]:
@@ -322,27 +314,14 @@ class JobDataService(PynamoDataService[JobTable]):
         """Count one more re-sent message on a job still as it was read (status, version) and
         unchanged since `before`: of several sweepers, one re-sends per period."""
         actions = [JobTable.resends.set(int(job.resends or 0) + 1), JobTable.updated_at.set(now)]
-        condition = (JobTable.status == job.status) & (JobTable.updated_at < before)
-        if job.status == JobStatus.PROCESSING:
-            condition &= _lease_over(time.time())
-        try:
-            self._update(job, actions, condition, check_version=True)
-        except ConditionFailedError:
-            return False
-        return True
+        condition = _as_read(job) & (JobTable.updated_at < before)
+        return self._updated(job, actions, condition, check_version=True)
 
     def fail_stale(self, job: JobTable, code: str, message: str) -> bool:
         """FAILED for a job whose messages were lost (unchanged since it was read: status and
         version; a PROCESSING one only with its lease over); False if it changed."""
         actions = self._final(JobStatus.FAILED, _error_actions(code, message))
-        condition = JobTable.status == job.status
-        if job.status == JobStatus.PROCESSING:
-            condition &= _lease_over(time.time())
-        try:
-            self._update(job, actions, condition, check_version=True)
-        except ConditionFailedError:
-            return False
-        return True
+        return self._updated(job, actions, _as_read(job), check_version=True)
 
     def _owned_update(self, job: JobTable, token: str, actions: Sequence[Action]) -> None:
         # Only the worker holding the claim may write: one whose lease ran out, and whose job
@@ -360,6 +339,30 @@ class JobDataService(PynamoDataService[JobTable]):
         with conditional_write():
             # The version is still incremented (so ETags change); the condition decides.
             job.update(list(actions), condition=condition, add_version_condition=check_version)
+
+    @classmethod
+    def _updated(
+        cls,
+        job: JobTable,
+        actions: Sequence[Action],
+        condition: Condition,
+        check_version: bool = False,
+    ) -> bool:
+        """`_update`, answering whether the condition held (False: another writer got there)."""
+        try:
+            cls._update(job, actions, condition, check_version)
+        except ConditionFailedError:
+            return False
+        return True
+
+
+def _as_read(job: JobTable) -> Condition:
+    """The job is in the status it was read in, and a PROCESSING one has no live lease: the
+    state a sweeper's decision was made on (with check_version, the version too)."""
+    condition: Condition = JobTable.status == job.status
+    if job.status == JobStatus.PROCESSING:
+        condition &= _lease_over(time.time())
+    return condition
 
 
 def _lease_over(at: float) -> Condition:
