@@ -133,6 +133,16 @@ def _worker(args: argparse.Namespace) -> int:
     return run_workers(settings, args.threads)
 
 
+def _feature_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Each feature's own sub-commands (`Feature.commands`); each sets `run=` to a function of
+    the parsed arguments that returns the exit code."""
+    from app_lib.common import feature as features
+
+    for feature in features.discover():
+        if feature.commands is not None:
+            feature.commands(commands)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app_lib")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="long-poll the jobs queue and run the jobs")
     worker.add_argument("--threads", type=int, default=1, help="jobs run in parallel")
     worker.set_defaults(run=_worker)
+    _feature_commands(commands)
     args = parser.parse_args(argv)
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)

@@ -13,6 +13,7 @@ from app_lib import __version__
 from app_lib.common import feature as features
 from app_lib.common.config import Settings, get_settings
 from app_lib.common.docs import install_docs
+from app_lib.common.feature import Startup
 from app_lib.common.health import router as health_router
 from app_lib.common.lifecycle import open_database
 from app_lib.common.logging import configure_logging
@@ -38,7 +39,14 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         if manage_database:
             database = await run_in_threadpool(open_database, settings, found)
             app.state.dynamodb_endpoint = database.host
-        stops = [start() for feature in found for start in feature.background]
+            app.state.features = database.states
+        states = app.state.features
+        host = database.host if database else None
+        stops = [
+            start(Startup(settings, host, states.get(feature.name)))
+            for feature in found
+            for start in feature.background
+        ]
         try:
             yield
         finally:
@@ -59,6 +67,8 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         docs_url=None,
         redoc_url=None,
     )
+    # Each feature's on_start result, by name (`feature_state`); tests may fill it themselves.
+    app.state.features = {}
     install_docs(app)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)

@@ -2,7 +2,8 @@
 
 `open_database` starts the embedded database when DYNAMODB_HOST is `embedded`, points every model
 at the endpoint, creates what is missing (never on AWS), seeds empty tables and runs each
-feature's `on_start` hook. Off AWS it also keeps that state: an embedded database that dies is
+feature's `on_start` hook (whose result is the feature's state, handed to its background tasks
+and dependencies). Off AWS it also keeps that state: an embedded database that dies is
 started again, and tables that disappear from another endpoint (a local server that restarted
 empty) are created and seeded again, so the app recovers without a restart of its own.
 """
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from app_lib.common.config import Settings
 from app_lib.common.data import table_registry
 from app_lib.common.errors import AppError
-from app_lib.common.feature import Feature
+from app_lib.common.feature import Feature, Startup
 
 if TYPE_CHECKING:  # imported when used: the module that starts moto's process
     from app_lib.common.embedded import EmbeddedServer
@@ -31,21 +32,29 @@ MONITOR_SECONDS = 5.0
 
 
 def prepare_database(
-    settings: Settings, found: Sequence[Feature], host: str | None, *, seed: bool = True
-) -> None:
-    """Point every model at `host`; off AWS, create missing tables and seed empty ones."""
+    settings: Settings,
+    found: Sequence[Feature],
+    host: str | None,
+    *,
+    seed: bool = True,
+    states: dict[str, object] | None = None,
+) -> dict[str, object]:
+    """Point every model at `host`; off AWS, create missing tables and seed empty ones. Runs the
+    features' `on_start` hooks and returns (updating `states` in place) what they returned."""
+    states = {} if states is None else states
     table_registry.configure(settings, host)
     if host is not None:  # On AWS the tables belong to the CloudFormation stacks.
         table_registry.create_tables()
     for feature in found:
         if feature.on_start is not None:
-            feature.on_start(settings, host)
+            states[feature.name] = feature.on_start(Startup(settings, host))
     if host is None or not seed or not settings.seed_on_start:
-        return
+        return states
     for feature in found:
         if feature.seed and all(_is_empty(table) for table in feature.tables):
             written = feature.seed(None)
             log.info("seeded %s", feature.name, extra={"feature": feature.name, "items": written})
+    return states
 
 
 def _is_empty(table: type) -> bool:
@@ -54,10 +63,12 @@ def _is_empty(table: type) -> bool:
 
 @dataclass
 class Database:
-    """The database the process uses; `close()` stops what `open_database` started."""
+    """The database the process uses; `close()` stops what `open_database` started. `states`
+    holds each feature's `on_start` result (kept current when the database is repaired)."""
 
     host: str | None
     embedded: EmbeddedServer | None = None
+    states: dict[str, object] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -87,7 +98,7 @@ def open_database(
             log.info("embedded database loaded its data in %.2f s", embedded.load_seconds)
     database = Database(host, embedded)
     try:
-        prepare_database(settings, found, host, seed=seed)
+        prepare_database(settings, found, host, seed=seed, states=database.states)
     except BaseException:
         database.close()
         raise
@@ -95,7 +106,7 @@ def open_database(
         return database
 
     def repair() -> None:
-        prepare_database(settings, found, host, seed=seed)
+        prepare_database(settings, found, host, seed=seed, states=database.states)
         log.warning("the database was prepared again (tables, queues, seed data)")
 
     if embedded is not None:

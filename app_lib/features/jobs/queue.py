@@ -19,6 +19,7 @@ from botocore.config import Config
 from app_lib.common.aws import install_time_budget
 from app_lib.common.aws_errors import aws_errors
 from app_lib.common.config import Settings
+from app_lib.common.startup import Startup
 from app_lib.common.util.pynamodb_util import PynamodbUtil
 
 if TYPE_CHECKING:
@@ -241,8 +242,9 @@ def current_settings() -> Settings | None:
     return _current[1]
 
 
-def start(settings: Settings, host: str | None) -> None:
+def start(startup: Startup) -> JobQueue | None:
     """Start-up hook: point the jobs feature at its queue (creating it off AWS)."""
+    settings, host = startup.settings, startup.host
     url = settings.jobs_queue_url
     if not url and settings.embedded and host:
         url = ensure_queue(settings, host, default_queue_name(settings))
@@ -252,4 +254,6 @@ def start(settings: Settings, host: str | None) -> None:
         url = ensure_queue(settings, endpoint, name)
     if not url:
         log.warning("JOBS_QUEUE_URL is not set: job submits answer 503")
-    configure(JobQueue.from_settings(settings, url) if url else None, settings)
+    queue = JobQueue.from_settings(settings, url) if url else None
+    configure(queue, settings)
+    return queue

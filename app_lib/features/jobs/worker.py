@@ -40,6 +40,7 @@ from app_lib.common.errors import (
     UnprocessableError,
 )
 from app_lib.common.jobs import job_type
+from app_lib.common.startup import Startup
 from app_lib.features.jobs import queue as queues
 from app_lib.features.jobs.data_service import JobDataService, LeaseLostError, utcnow
 from app_lib.features.jobs.queue import JobQueue, QueueMessage
@@ -547,11 +548,10 @@ def make_worker(settings: Settings, queue: JobQueue) -> Worker:
     return Worker(JobProcessor(data, queue, WorkerConfig.from_settings(settings)), queue)
 
 
-def start_background() -> Callable[[], None] | None:
+def start_background(startup: Startup) -> Callable[[], None] | None:
     """Feature background hook: one worker thread inside the API process (dev, `make run`)."""
-    settings = queues.current_settings()
-    queue = queues.current()
-    if settings is None or queue is None or not settings.run_worker:
+    settings, queue = startup.settings, startup.state
+    if not isinstance(queue, JobQueue) or not settings.run_worker:
         return None
     stop = threading.Event()
     thread = threading.Thread(

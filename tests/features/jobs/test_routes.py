@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from app_lib.common.config import Settings
+from app_lib.common.feature import Startup
 from app_lib.common.jobs import Progress
 from app_lib.features.jobs import queue as queues
 from app_lib.features.jobs import routes
@@ -508,8 +509,7 @@ def test_embedded_start_up_creates_the_queue_and_its_dead_letter_queue(
     settings: Settings, dynamodb_endpoint: str, tables: str
 ) -> None:
     embedded = settings.model_copy(update={"dynamodb_host": "embedded", "app_namespace": tables})
-    queues.start(embedded, dynamodb_endpoint)
-    queue = queues.current()
+    queue = queues.start(Startup(embedded, dynamodb_endpoint))
     try:
         assert queue is not None and queue.url.endswith("/" + default_queue_name(embedded))
         sqs = boto3.client("sqs", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
@@ -522,8 +522,7 @@ def test_embedded_start_up_creates_the_queue_and_its_dead_letter_queue(
         dead_letter = queue.dead_letter_url()
         assert dead_letter and dead_letter.endswith(default_queue_name(embedded) + "-dlq")
         # Not embedded and no JOBS_QUEUE_URL: no queue (submits answer 503).
-        queues.start(settings, dynamodb_endpoint)
-        assert queues.current() is None
+        assert queues.start(Startup(settings, dynamodb_endpoint)) is None
     finally:
         queues.configure(None)
         if queue is not None:
@@ -534,9 +533,11 @@ def test_embedded_start_up_creates_the_queue_and_its_dead_letter_queue(
 def test_dev_worker_thread_runs_jobs_end_to_end(
     client: TestClient, jobs_queue: JobQueue, settings: Settings, echo_type: str
 ) -> None:
-    assert workers.start_background() is None  # RUN_WORKER=false in tests
+    assert workers.start_background(Startup(settings, None, jobs_queue)) is None  # RUN_WORKER=false
     queues.configure(jobs_queue, settings.model_copy(update={"run_worker": True}))
-    stop = workers.start_background()
+    stop = workers.start_background(
+        Startup(settings.model_copy(update={"run_worker": True}), None, jobs_queue)
+    )
     assert stop is not None
     try:
         location = client.post(
