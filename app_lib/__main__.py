@@ -133,6 +133,26 @@ def _worker(args: argparse.Namespace) -> int:
     return run_workers(settings, args.threads)
 
 
+def _new_feature(args: argparse.Namespace) -> int:
+    from app_lib.common.scaffold import ScaffoldError, generate, make_spec
+
+    root = Path(args.root)
+    try:
+        spec = make_spec(args.name, args.field, args.id, args.singular)
+        written = generate(spec, root)
+    except ScaffoldError as error:
+        print(f"new-feature: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"  wrote {path.relative_to(root)}", file=sys.stderr)
+    print(
+        f"new-feature: {spec.plural} is served at /api/v1/{spec.plural}; run its tests with "
+        f"`.venv/bin/python -m pytest tests/features/{spec.plural}`",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _feature_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Each feature's own sub-commands (`Feature.commands`); each sets `run=` to a function of
     the parsed arguments that returns the exit code."""
@@ -168,6 +188,28 @@ def main(argv: list[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="long-poll the jobs queue and run the jobs")
     worker.add_argument("--threads", type=int, default=1, help="jobs run in parallel")
     worker.set_defaults(run=_worker)
+    new = commands.add_parser(
+        "new-feature",
+        help="generate a CRUD feature: routes, DTOs, table, tests, CloudFormation table",
+        description="Writes app_lib/features/NAME, tests/features/NAME and NAME's table, flag "
+        "and grant in cloudformation/backend.yaml. Types: str, int, float, bool, list[int], "
+        "list[float], list[str]; a '?' after the type allows null; ':index' makes a GSI that "
+        "serves ?FIELD= as a Query.",
+    )
+    new.add_argument("name", help="the feature and table name, plural (e.g. students)")
+    new.add_argument(
+        "--field",
+        action="append",
+        default=[],
+        metavar="NAME:TYPE[:index]",
+        help="a field (repeat), e.g. --field last_name:str:index --field 'grades:list[int]'",
+    )
+    new.add_argument(
+        "--id", metavar="NAME:str|int", help="the hash key (default: <singular>_id:str)"
+    )
+    new.add_argument("--singular", help="one item's name (default: NAME without its final s)")
+    new.add_argument("--root", default=".", help="the project folder (default: here)")
+    new.set_defaults(run=_new_feature)
     _feature_commands(commands)
     args = parser.parse_args(argv)
     settings = get_settings()

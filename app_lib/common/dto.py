@@ -9,6 +9,7 @@
 - `JsonObject`: free-form JSON (a job's params, say): an object nested at most `MAX_JSON_DEPTH`
   levels (DynamoDB's limit for documents), whose strings and keys are valid Unicode.
 - `Patch[XFields]`: the PATCH body of a feature, derived from its fields model.
+- `StrictModel`: the base of request bodies; `Page[XRead]`: every listing's response.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
@@ -32,6 +34,8 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
+
+from app_lib.common.data.abstract_data_service import Page as DataPage
 
 # DynamoDB's Number: 38 significant digits, magnitudes 1E-130 .. 9.99..(38 digits)E+125.
 DYNAMO_MIN = Decimal("1E-130")
@@ -202,6 +206,43 @@ def renderable_json_object(value: Any) -> bool:
     """True when a stored value can be shown as a `JsonObject` (any row read back may not be:
     written by an older version, by hand, or by a lenient database)."""
     return isinstance(value, dict) and json_problem(value) is None
+
+
+# ----- bodies and pages -------------------------------------------------------------------------
+
+
+# Ready-made field types for features: a line of text, and ids (a Number id is at most 2^53 - 1
+# so that JavaScript clients read it exactly; a String id is a URL-safe token).
+Text = Annotated[str, Field(min_length=1, max_length=256, pattern=r"\S")]
+IntId = Annotated[int, Field(ge=1, le=2**53 - 1, examples=[3098390])]
+StrId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["1"])]
+
+
+class StrictModel(BaseModel):
+    """Base of request bodies: an unknown field is a 422 (a typo never passes silently), and
+    text is stripped of surrounding white space."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+ReadT = TypeVar("ReadT", bound=BaseModel)
+ItemT = TypeVar("ItemT")
+
+
+class Page(BaseModel, Generic[ReadT]):
+    """One page of a listing: `response_model=Page[XRead]`."""
+
+    items: list[ReadT]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null at the end"
+    )
+
+    @classmethod
+    def of(cls, page: DataPage[ItemT], to_dto: Callable[[ItemT], ReadT]) -> Page[ReadT]:
+        """The DTO of a data service's page: `Page.of(service.page(...), XRead.from_model)`."""
+        return Page[ReadT](
+            items=[to_dto(item) for item in page.items], next_cursor=page.next_cursor
+        )
 
 
 # ----- PATCH bodies ------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ knows HTTP frameworks or AWS: `aws_errors` turns botocore/PynamoDB failures into
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 class AppError(Exception):
@@ -42,6 +44,13 @@ class NotFoundError(AppError):
     status = 404
     title = "Not Found"
     permanent = True
+
+
+def require_found(item: _T | None, detail: str) -> _T:
+    """`item`, or NotFoundError(detail) when it is None: the body of a `valid_<x>` dependency."""
+    if item is None:
+        raise NotFoundError(detail)
+    return item
 
 
 class ConflictError(AppError):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Annotated, Any
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Protocol, TypeVar
 
-from fastapi import Depends, Header, Query, Response
+from fastapi import Depends, Header, Query, Request, Response
 
 from app_lib.common.config import get_settings
 from app_lib.common.errors import PreconditionFailedError, PreconditionRequiredError
@@ -86,6 +86,61 @@ def expected_version(value: int | IfMatchAny | IfMatchRefused | None) -> int | N
 
 
 IfMatch = Annotated[int | IfMatchAny | IfMatchRefused | None, Depends(_if_match)]
+
+
+class Versioned(Protocol):
+    @property
+    def version(self) -> int | None: ...
+
+
+ItemT = TypeVar("ItemT", bound=Versioned)
+ReadT = TypeVar("ReadT")
+
+
+class Reply:
+    """The headers of a route that returns one item: its ETag (the version, for If-Match), and
+    for a create its Location. `reply.read(item, XRead.from_model)` returns the DTO."""
+
+    def __init__(self, request: Request, response: Response) -> None:
+        self.request = request
+        self.response = response
+
+    def read(self, item: ItemT, to_dto: Callable[[ItemT], ReadT]) -> ReadT:
+        set_etag(self.response, item.version)
+        return to_dto(item)
+
+    def created(
+        self, item: ItemT, to_dto: Callable[[ItemT], ReadT], route: str, **path: Any
+    ) -> ReadT:
+        """`read()`, plus `Location`: the URL of `route` (the GET route's function name)."""
+        self.response.headers["Location"] = self.request.url_for(route, **path).path
+        return self.read(item, to_dto)
+
+
+class Write(Reply):
+    """A `Reply` for a write that honours If-Match: `write.version()` is the version the item
+    must still have (None: any); it raises the 412/428 of a malformed or missing If-Match."""
+
+    def __init__(self, request: Request, response: Response, if_match: IfMatch) -> None:
+        super().__init__(request, response)
+        self.if_match = if_match
+
+    def version(self) -> int | None:
+        return expected_version(self.if_match)
+
+
+def _reply(request: Request, response: Response) -> Reply:
+    return Reply(request, response)
+
+
+def _write(request: Request, response: Response, if_match: IfMatch) -> Write:
+    return Write(request, response, if_match)
+
+
+# Route parameters: `reply: Replying` for reads and creates, `write: Writing` for writes of an
+# existing item (PUT, PATCH, DELETE): it adds the If-Match header.
+Replying = Annotated[Reply, Depends(_reply)]
+Writing = Annotated[Write, Depends(_write)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="items per page")]
 Cursor = Annotated[
     str | None, Query(max_length=4096, description="next_cursor of the previous page")
@@ -123,3 +178,11 @@ _DESCRIPTIONS = {
     428: "If-Match required",
     503: "Database unavailable (see Retry-After)",
 }
+
+
+# The statuses of the standard routes, for `responses=` (every route also documents 503).
+LIST_ERRORS = problems(400, 422)
+READ_ERRORS = problems(404, 422)
+CREATE_ERRORS = problems(409, 413, 422)
+WRITE_ERRORS = problems(404, 412, 413, 422, 428)
+DELETE_ERRORS = problems(404, 412, 422, 428)

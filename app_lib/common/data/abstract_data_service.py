@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import builtins
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+# An item's id: its hash key's value (a DynamoDB String or Number).
+Key = str | int
 
 
 @dataclass
@@ -21,10 +25,12 @@ class Page(Generic[T]):
 
 
 class AbstractDataService(ABC, Generic[T]):
-    """get, save, delete, list, query, count; plus create, update and cursor pages."""
+    """The contract routes use: the seed's get, save, delete, list, query, count; plus create,
+    update (only the given fields), replace, remove (of an item already read) and cursor pages.
+    A feature's dependency is typed against it, so its storage could be swapped."""
 
     @abstractmethod
-    def get(self, id: str) -> T | None:
+    def get(self, id: Key) -> T | None:
         """The item with this id, or None."""
 
     @abstractmethod
@@ -32,18 +38,27 @@ class AbstractDataService(ABC, Generic[T]):
         """Upsert. With a version attribute, a stale version raises PreconditionFailedError."""
 
     @abstractmethod
-    def create(self, entity: T) -> None:
-        """Insert; raises ConflictError when the id exists."""
+    def create(self, entity: T) -> T:
+        """Insert and return it; raises ConflictError when the id exists."""
 
     @abstractmethod
     def update(
         self, entity: T, changes: Mapping[str, Any], expected_version: int | None = None
     ) -> T:
-        """Apply only `changes` through update actions; a stale version raises 412."""
+        """Apply only `changes` (None = clear the field) through update actions; a stale
+        version raises PreconditionFailedError."""
 
     @abstractmethod
-    def delete(self, id: str, expected_version: int | None = None) -> bool:
+    def replace(self, entity: T, replacement: T, expected_version: int | None = None) -> T:
+        """Write `replacement` over `entity` (as read), conditional on the version read."""
+
+    @abstractmethod
+    def delete(self, id: Key, expected_version: int | None = None) -> bool:
         """Delete; False when there was nothing to delete."""
+
+    @abstractmethod
+    def remove(self, entity: T, expected_version: int | None = None) -> bool:
+        """Delete an item as read, conditional on its version; False when it is already gone."""
 
     @abstractmethod
     def list(self, limit: int = 100) -> builtins.list[T]:
@@ -60,3 +75,8 @@ class AbstractDataService(ABC, Generic[T]):
     @abstractmethod
     def count(self, **filters: Any) -> int:
         """The exact number of (matching) items."""
+
+    @staticmethod
+    def new_id() -> str:
+        """An id for an item the client gave none (random, 32 hex digits)."""
+        return uuid.uuid4().hex

@@ -11,7 +11,6 @@ import builtins
 import itertools
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
@@ -25,7 +24,7 @@ from pynamodb.pagination import ResultIterator
 from app_lib.common.aws_errors import aws_errors, conditional_write
 from app_lib.common.data import cursor as cursors
 from app_lib.common.data import pynamodb_adapter as adapter
-from app_lib.common.data.abstract_data_service import AbstractDataService, Page
+from app_lib.common.data.abstract_data_service import AbstractDataService, Key, Page
 from app_lib.common.data.versioned_table import VersionedTable, key_part
 from app_lib.common.errors import ConflictError, PreconditionFailedError, ServiceUnavailableError
 
@@ -75,7 +74,7 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
     index_plans: ClassVar[Sequence[IndexPlan]] = ()
 
     # ----- single items -------------------------------------------------------------------------
-    def get(self, id: str) -> M | None:
+    def get(self, id: Key) -> M | None:
         with aws_errors():
             try:
                 item: M = self.model.get(id)
@@ -88,12 +87,13 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
         with conditional_write(PreconditionFailedError("the item was changed by another write")):
             entity.save()
 
-    def create(self, entity: M) -> None:
+    def create(self, entity: M) -> M:
         entity.derive_keys()
         # The id must be new: without this condition a put would silently replace an item.
         hash_key = adapter.hash_key_attribute(self.model)
         with conditional_write(ConflictError(f"an item with id {self.id_of(entity)} exists")):
             entity.save(condition=hash_key.does_not_exist())
+        return entity
 
     def update(
         self, entity: M, changes: Mapping[str, Any], expected_version: int | None = None
@@ -124,7 +124,7 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
         self.save(replacement)
         return replacement
 
-    def delete(self, id: str, expected_version: int | None = None) -> bool:
+    def delete(self, id: Key, expected_version: int | None = None) -> bool:
         entity = self.get(id)
         return entity is not None and self.remove(entity, expected_version)
 
@@ -219,10 +219,6 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
     @classmethod
     def id_of(cls, entity: M) -> str:
         return str(getattr(entity, adapter.hash_key_name(cls.model)))
-
-    @staticmethod
-    def new_id() -> str:
-        return uuid.uuid4().hex
 
     @staticmethod
     def check_version(entity: M, expected_version: int | None) -> None:

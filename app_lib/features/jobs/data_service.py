@@ -13,6 +13,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from app_lib.common.aws_errors import aws_errors, conditional_write
+from app_lib.common.data.abstract_data_service import Key
 from app_lib.common.data.pynamodb_data_service import IndexPlan, PynamoDataService
 from app_lib.common.errors import (
     AppError,
@@ -60,7 +61,7 @@ class JobDataService(PynamoDataService[JobTable]):
         self.ttl = ttl
         self.unfinished_ttl = 2 * ttl
 
-    def get(self, id: str) -> JobTable | None:
+    def get(self, id: Key) -> JobTable | None:
         """Strongly consistent: a worker must see the latest claim, a client its own submit."""
         with aws_errors():
             try:

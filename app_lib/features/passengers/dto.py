@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from app_lib.common.dto import DynamoStorable, JsonBool, Patch
+from app_lib.common.dto import DynamoStorable, JsonBool, Patch, StrictModel
 from app_lib.features.passengers.table import PassengerTable
 
 PassengerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["1"])]
@@ -24,13 +24,9 @@ Ticket = Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK)]
 Fare = Annotated[float, Field(ge=0, le=100_000), DynamoStorable()]
 Cabin = Annotated[str, Field(min_length=1, max_length=64, pattern=NOT_BLANK)]
 
-_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-
-class PassengerFields(BaseModel):
+class PassengerFields(StrictModel):
     """Every field of a passenger but the id."""
-
-    model_config = _STRICT
 
     survived: JsonBool
     pclass: Annotated[Pclass, DynamoStorable()]  # Pclass alone is the query parameter's type
@@ -77,18 +73,20 @@ def _number(value: Decimal | float | int | None) -> float | None:
 
 
 class PassengerRead(BaseModel):
+    """A passenger as stored; the same types as the bodies, so a read can be sent back (PUT)."""
+
     passenger_id: str
     survived: bool
     pclass: int
     name: str
-    sex: str
+    sex: Sex
     age: float | None
     sibsp: int
     parch: int
     ticket: str | None
     fare: float | None
     cabin: str | None
-    embarked: str | None
+    embarked: Port | None
 
     @classmethod
     def from_model(cls, item: PassengerTable) -> PassengerRead:
@@ -106,13 +104,6 @@ class PassengerRead(BaseModel):
             cabin=item.cabin,
             embarked=item.embarked,
         )
-
-
-class PassengerPage(BaseModel):
-    items: list[PassengerRead]
-    next_cursor: str | None = Field(
-        description="pass as `cursor` for the next page; null at the end"
-    )
 
 
 class PassengerList(BaseModel):

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from app_lib.common.errors import NotFoundError
-from app_lib.common.http import Cursor, IfMatch, Limit, expected_version, problems, set_etag
+from app_lib.common.dto import Page
+from app_lib.common.errors import NotFoundError, require_found
+from app_lib.common.http import (
+    CREATE_ERRORS,
+    DELETE_ERRORS,
+    LIST_ERRORS,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    Cursor,
+    Limit,
+    Replying,
+    Writing,
+    problems,
+)
 from app_lib.features.passengers.data_service import PassengerDataService
 from app_lib.features.passengers.dto import (
     PassengerCreate,
     PassengerId,
     PassengerList,
-    PassengerPage,
     PassengerRead,
     PassengerReplace,
     PassengerStats,
@@ -39,21 +50,13 @@ PassengerService = Annotated[PassengerDataService, Depends(get_passenger_service
 def valid_passenger(
     passenger_id: Annotated[PassengerId, Path()], service: PassengerService
 ) -> PassengerTable:
-    passenger = service.get(passenger_id)
-    if passenger is None:
-        raise NotFoundError(f"no passenger {passenger_id}")
-    return passenger
+    return require_found(service.get(passenger_id), f"no passenger {passenger_id}")
 
 
 ValidPassenger = Annotated[PassengerTable, Depends(valid_passenger)]
 
 
-def _read(response: Response, passenger: PassengerTable) -> PassengerRead:
-    set_etag(response, passenger.version)
-    return PassengerRead.from_model(passenger)
-
-
-@router.get("", response_model=PassengerPage, responses=problems(400, 422))
+@router.get("", response_model=Page[PassengerRead], responses=LIST_ERRORS)
 def list_passengers(
     service: PassengerService,
     limit: Limit = 100,
@@ -62,11 +65,10 @@ def list_passengers(
     sex: Annotated[Sex | None, Query()] = None,
     survived: Annotated[bool | None, Query()] = None,
     embarked: Annotated[Port | None, Query()] = None,
-) -> PassengerPage:
+) -> Page[PassengerRead]:
     """A page of passengers, optionally filtered; follow `next_cursor` for the next one."""
     page = service.page(limit, cursor, pclass=pclass, sex=sex, survived=survived, embarked=embarked)
-    items = [PassengerRead.from_model(item) for item in page.items]
-    return PassengerPage(items=items, next_cursor=page.next_cursor)
+    return Page.of(page, PassengerRead.from_model)
 
 
 @router.get("/stats", response_model=PassengerStats, responses=problems())
@@ -86,70 +88,49 @@ def passengers_by_ticket(
     return PassengerList(items=[PassengerRead.from_model(p) for p in passengers])
 
 
-@router.get("/{passenger_id}", response_model=PassengerRead, responses=problems(404, 422))
-async def get_passenger(passenger: ValidPassenger, response: Response) -> PassengerRead:
+@router.get("/{passenger_id}", response_model=PassengerRead, responses=READ_ERRORS)
+async def get_passenger(passenger: ValidPassenger, reply: Replying) -> PassengerRead:
     """One passenger; the ETag header is its version, for If-Match on writes."""
-    return _read(response, passenger)
+    return reply.read(passenger, PassengerRead.from_model)
 
 
-@router.post(
-    "",
-    response_model=PassengerRead,
-    status_code=status.HTTP_201_CREATED,
-    responses=problems(409, 413, 422),
-)
+@router.post("", status_code=201, response_model=PassengerRead, responses=CREATE_ERRORS)
 def create_passenger(
-    body: PassengerCreate, service: PassengerService, request: Request, response: Response
+    body: PassengerCreate, service: PassengerService, reply: Replying
 ) -> PassengerRead:
-    """Add a passenger (201 with Location); 409 when the id exists."""
-    passenger = body.to_model(body.passenger_id or service.new_id())
-    service.create(passenger)
-    response.headers["Location"] = str(
-        request.url_for("get_passenger", passenger_id=passenger.passenger_id).path
-    )
-    return _read(response, passenger)
+    """Add a passenger (201 with Location); the server makes an id when none is given; 409
+    when the id exists."""
+    passenger = service.create(body.to_model(body.passenger_id or service.new_id()))
+    location = {"passenger_id": passenger.passenger_id}
+    return reply.created(passenger, PassengerRead.from_model, "get_passenger", **location)
 
 
-@router.put(
-    "/{passenger_id}", response_model=PassengerRead, responses=problems(404, 412, 413, 422, 428)
-)
+@router.put("/{passenger_id}", response_model=PassengerRead, responses=WRITE_ERRORS)
 def replace_passenger(
-    body: PassengerReplace,
-    passenger: ValidPassenger,
-    service: PassengerService,
-    if_match: IfMatch,
-    response: Response,
+    body: PassengerReplace, passenger: ValidPassenger, service: PassengerService, write: Writing
 ) -> PassengerRead:
     """Replace every field of a passenger; If-Match guards against lost updates."""
     replacement = body.to_model(passenger.passenger_id)
-    service.replace(passenger, replacement, expected_version(if_match))
-    return _read(response, replacement)
+    return write.read(
+        service.replace(passenger, replacement, write.version()), PassengerRead.from_model
+    )
 
 
-@router.patch(
-    "/{passenger_id}", response_model=PassengerRead, responses=problems(404, 412, 413, 422, 428)
-)
+@router.patch("/{passenger_id}", response_model=PassengerRead, responses=WRITE_ERRORS)
 def update_passenger(
-    body: PassengerUpdate,
-    passenger: ValidPassenger,
-    service: PassengerService,
-    if_match: IfMatch,
-    response: Response,
+    body: PassengerUpdate, passenger: ValidPassenger, service: PassengerService, write: Writing
 ) -> PassengerRead:
-    """Change only the given fields, through DynamoDB update actions."""
-    updated = service.update(passenger, body.changes(), expected_version(if_match))
-    return _read(response, updated)
+    """Change only the given fields, through DynamoDB update actions; null clears an optional
+    one."""
+    updated = service.update(passenger, body.changes(), write.version())
+    return write.read(updated, PassengerRead.from_model)
 
 
-@router.delete(
-    "/{passenger_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=problems(404, 412, 422, 428),
-)
+@router.delete("/{passenger_id}", status_code=204, responses=DELETE_ERRORS)
 def delete_passenger(
-    passenger: ValidPassenger, service: PassengerService, if_match: IfMatch
+    passenger: ValidPassenger, service: PassengerService, write: Writing
 ) -> Response:
     """Delete a passenger (204); 404 when there is none."""
-    if not service.remove(passenger, expected_version(if_match)):
+    if not service.remove(passenger, write.version()):
         raise NotFoundError(f"no passenger {passenger.passenger_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

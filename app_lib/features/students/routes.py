@@ -1,0 +1,105 @@
+"""Student endpoints under /api/v1/students."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from app_lib.common.data.abstract_data_service import AbstractDataService
+from app_lib.common.dto import Page
+from app_lib.common.errors import NotFoundError, require_found
+from app_lib.common.http import (
+    CREATE_ERRORS,
+    DELETE_ERRORS,
+    LIST_ERRORS,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    Cursor,
+    Limit,
+    Replying,
+    Writing,
+)
+from app_lib.features.students.data_service import StudentDataService
+from app_lib.features.students.dto import (
+    StudentCreate,
+    StudentId,
+    StudentRead,
+    StudentReplace,
+    StudentUpdate,
+)
+from app_lib.features.students.table import StudentTable
+
+router = APIRouter(prefix="/students", tags=["students"])
+
+
+async def get_student_service() -> AbstractDataService[StudentTable]:
+    # No I/O: `async` saves a threadpool hop. Routes that call the database are plain `def`.
+    return StudentDataService()
+
+
+StudentService = Annotated[AbstractDataService[StudentTable], Depends(get_student_service)]
+
+
+def valid_student(
+    student_id: Annotated[StudentId, Path()], service: StudentService
+) -> StudentTable:
+    return require_found(service.get(student_id), f"no student {student_id}")
+
+
+ValidStudent = Annotated[StudentTable, Depends(valid_student)]
+
+
+@router.get("", response_model=Page[StudentRead], responses=LIST_ERRORS)
+def list_students(
+    service: StudentService,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    last_name: Annotated[str | None, Query()] = None,
+) -> Page[StudentRead]:
+    """A page of students; follow `next_cursor` for the next one.
+
+    Filters, each a Query on its index: `last_name`.
+    """
+    page = service.page(limit, cursor, last_name=last_name)
+    return Page.of(page, StudentRead.from_model)
+
+
+@router.get("/{student_id}", response_model=StudentRead, responses=READ_ERRORS)
+async def get_student(student: ValidStudent, reply: Replying) -> StudentRead:
+    """One student; the ETag header is its version, for If-Match on writes."""
+    return reply.read(student, StudentRead.from_model)
+
+
+@router.post("", status_code=201, response_model=StudentRead, responses=CREATE_ERRORS)
+def create_student(body: StudentCreate, service: StudentService, reply: Replying) -> StudentRead:
+    """Add a student (201 with Location); 409 when the id exists."""
+    student = service.create(body.to_model(body.student_id))
+    location = {"student_id": student.student_id}
+    return reply.created(student, StudentRead.from_model, "get_student", **location)
+
+
+@router.put("/{student_id}", response_model=StudentRead, responses=WRITE_ERRORS)
+def replace_student(
+    body: StudentReplace, student: ValidStudent, service: StudentService, write: Writing
+) -> StudentRead:
+    """Replace every field; If-Match guards against lost updates."""
+    replaced = service.replace(student, body.to_model(int(student.student_id)), write.version())
+    return write.read(replaced, StudentRead.from_model)
+
+
+@router.patch("/{student_id}", response_model=StudentRead, responses=WRITE_ERRORS)
+def update_student(
+    body: StudentUpdate, student: ValidStudent, service: StudentService, write: Writing
+) -> StudentRead:
+    """Change only the given fields, through DynamoDB update actions."""
+    updated = service.update(student, body.changes(), write.version())
+    return write.read(updated, StudentRead.from_model)
+
+
+@router.delete("/{student_id}", status_code=204, responses=DELETE_ERRORS)
+def delete_student(student: ValidStudent, service: StudentService, write: Writing) -> Response:
+    """Delete a student (204); 404 when there is none."""
+    if not service.remove(student, write.version()):
+        raise NotFoundError(f"no student {student.student_id}")
+    return Response(status_code=204)
