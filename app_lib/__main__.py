@@ -118,21 +118,6 @@ def _seed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _worker(args: argparse.Namespace) -> int:
-    from app_lib.features.jobs.worker import run_workers
-
-    settings = get_settings()
-    if settings.embedded:
-        print(
-            "worker: DYNAMODB_HOST is 'embedded', whose database and queue live inside `make run` "
-            "(which runs a worker thread itself); point DYNAMODB_HOST at a server (or leave it "
-            "empty for AWS) and set JOBS_QUEUE_URL",
-            file=sys.stderr,
-        )
-        return 2
-    return run_workers(settings, args.threads)
-
-
 def _new_feature(args: argparse.Namespace) -> int:
     from app_lib.common.scaffold import ScaffoldError, generate, make_spec
 
@@ -185,9 +170,6 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("feature")
     seed.add_argument("--file", type=Path, help="CSV file (default: the bundled data)")
     seed.set_defaults(run=_seed)
-    worker = commands.add_parser("worker", help="long-poll the jobs queue and run the jobs")
-    worker.add_argument("--threads", type=int, default=1, help="jobs run in parallel")
-    worker.set_defaults(run=_worker)
     new = commands.add_parser(
         "new-feature",
         help="generate a CRUD feature: routes, DTOs, table, tests, CloudFormation table",

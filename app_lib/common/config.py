@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,15 +37,8 @@ class Settings(BaseSettings):
     cursor_secret: str = ""
     require_if_match: bool = False
     seed_on_start: bool = True
-    jobs_queue_url: str = ""
-    run_worker: bool = True
     # The process is the Lambda worker behind the Lambda Web Adapter: mount POST /events.
     lambda_worker: bool = False
-    # jobs
-    jobs_max_attempts: int = Field(default=3, ge=1, le=100)
-    jobs_visibility_timeout: int = Field(default=30, ge=2, le=43200)
-    jobs_wait_seconds: int = Field(default=20, ge=0, le=20)
-    jobs_ttl_days: int = Field(default=7, ge=1, le=3650)
 
     @field_validator("app_namespace", "app_env")
     @classmethod
@@ -92,11 +85,20 @@ def describe_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-@lru_cache
-def get_settings() -> Settings:
-    """The process's settings, read once. A bad value stops start-up with one clear line."""
+_SettingsT = TypeVar("_SettingsT", bound=BaseSettings)
+
+
+def load_settings(cls: type[_SettingsT]) -> _SettingsT:
+    """Read a settings class (the common one, or a feature's) from the environment and `.env`.
+    A bad value stops start-up with one clear line (exit code 2)."""
     try:
-        return Settings()
+        return cls()
     except ValidationError as error:
         print(f"invalid configuration: {describe_error(error)}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return load_settings(Settings)

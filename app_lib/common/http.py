@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Protocol, TypeVar
+from urllib.parse import quote
 
 from fastapi import Depends, Header, Query, Request, Response
 
@@ -109,11 +111,10 @@ class Reply:
         set_etag(self.response, item.version)
         return to_dto(item)
 
-    def created(
-        self, item: ItemT, to_dto: Callable[[ItemT], ReadT], route: str, **path: Any
-    ) -> ReadT:
-        """`read()`, plus `Location`: the URL of `route` (the GET route's function name)."""
-        self.response.headers["Location"] = self.request.url_for(route, **path).path
+    def created(self, item: ItemT, to_dto: Callable[[ItemT], ReadT], id: str | int) -> ReadT:
+        """`read()`, plus `Location`: this collection's URL (the POST's) with the new id."""
+        collection = self.request.url.path.rstrip("/")
+        self.response.headers["Location"] = f"{collection}/{quote(str(id), safe='')}"
         return self.read(item, to_dto)
 
 
@@ -145,6 +146,21 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="items per page")]
 Cursor = Annotated[
     str | None, Query(max_length=4096, description="next_cursor of the previous page")
 ]
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """`?limit=&cursor=` of a listing: `service.page(paging.limit, paging.cursor, ...)`."""
+
+    limit: int
+    cursor: str | None
+
+
+def _paging(limit: Limit = 100, cursor: Cursor = None) -> PageQuery:
+    return PageQuery(limit, cursor)
+
+
+Paging = Annotated[PageQuery, Depends(_paging)]
 
 
 def problems(
@@ -180,9 +196,11 @@ _DESCRIPTIONS = {
 }
 
 
-# The statuses of the standard routes, for `responses=` (every route also documents 503).
-LIST_ERRORS = problems(400, 422)
-READ_ERRORS = problems(404, 422)
-CREATE_ERRORS = problems(409, 413, 422)
-WRITE_ERRORS = problems(404, 412, 413, 422, 428)
-DELETE_ERRORS = problems(404, 412, 422, 428)
+class Errors:
+    """`responses=` of the standard routes, e.g. `responses=Errors.WRITE` (each also lists 503)."""
+
+    LIST = problems(400, 422)
+    READ = problems(404, 422)
+    CREATE = problems(409, 413, 422)
+    WRITE = problems(404, 412, 413, 422, 428)
+    DELETE = problems(404, 412, 422, 428)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from app_lib.common.config import Settings, describe_error
+from app_lib.common.feature import discover
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,8 +27,21 @@ def _example_variables() -> list[tuple[str, str]]:
     return found
 
 
+def settings_classes() -> list[type[BaseSettings]]:
+    """The app's settings and every feature's own (`Feature.settings`)."""
+    return [Settings, *(f.settings for f in discover() if f.settings is not None)]
+
+
+def test_features_bring_their_own_settings() -> None:
+    names = {cls.__name__ for cls in settings_classes()}
+    assert {"Settings", "JobsSettings"} <= names
+    # A variable belongs to one class only: two would read the same environment variable.
+    fields = [name for cls in settings_classes() for name in cls.model_fields]
+    assert len(fields) == len(set(fields))
+
+
 def test_every_setting_is_in_env_example_with_a_comment_and_in_the_readme() -> None:
-    fields = {name.upper() for name in Settings.model_fields}
+    fields = {name.upper() for cls in settings_classes() for name in cls.model_fields}
     example = dict(_example_variables())
     assert set(example) == fields
     assert all(comment.strip("# ") for comment in example.values())
@@ -42,6 +57,10 @@ def test_env_example_values_are_valid_settings() -> None:
             values[key.lower()] = value
     settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
     assert settings.embedded and settings.app_env == "dev"
+    for cls in settings_classes():
+        # Every variable of each class has a valid example value (a bad one raises here).
+        assert set(cls.model_fields) <= set(values), cls.__name__
+        cls(_env_file=None, **values)
 
 
 @pytest.mark.parametrize(

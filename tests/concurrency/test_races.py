@@ -24,6 +24,7 @@ from tests.concurrency.counter_table import CounterTable
 from tests.conftest import new_namespace, point_models
 from tests.factories import passenger_body
 
+ROUNDS = 5
 URL = "/api/v1/passengers"
 
 
@@ -187,3 +188,20 @@ def test_failed_transactions_do_not_erase_concurrent_writes(counters: type[Count
         f"{len(transaction_errors)} transactions failed otherwise than on their condition "
         f"{transaction_errors[:3]}; items written by failed transactions {written_by_failed[:10]}"
     )
+
+
+def test_concurrent_grade_appends_all_land(http_clients: list[httpx.Client]) -> None:
+    """20 clients append a grade each to one student, in several rounds: list_append in one
+    UpdateItem, with no version condition, keeps every one."""
+    student = {"student_id": 77, "first_name": "Race", "last_name": "Condition", "grades": []}
+    assert http_clients[0].post("/api/v1/students", json=student).status_code == 201
+    url = "/api/v1/students/77/grades"
+    for round_ in range(ROUNDS):
+
+        def append(n: int, round_: int = round_) -> int:
+            grade = (round_ * CLIENTS + n) % 101
+            return http_clients[n].post(url, json={"grade": grade}).status_code
+
+        assert race(append) == [200] * CLIENTS
+    grades = http_clients[0].get("/api/v1/students/77").json()["grades"]
+    assert sorted(grades) == sorted(n % 101 for n in range(ROUNDS * CLIENTS))

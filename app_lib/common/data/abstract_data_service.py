@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -51,6 +51,18 @@ class AbstractDataService(ABC, Generic[T]):
     @abstractmethod
     def replace(self, entity: T, replacement: T, expected_version: int | None = None) -> T:
         """Write `replacement` over `entity` (as read), conditional on the version read."""
+
+    @abstractmethod
+    def append(self, entity: T, field: str, values: Sequence[Any], max_length: int) -> T:
+        """Append to a list field in one atomic write: concurrent appends all land. Raises
+        NotFoundError when the item is gone, ConflictError when the list would pass
+        `max_length`."""
+
+    @abstractmethod
+    def remove_at(
+        self, entity: T, field: str, index: int, expected_version: int | None = None
+    ) -> T:
+        """Remove one entry of a list field; NotFoundError when there is no such entry."""
 
     @abstractmethod
     def delete(self, id: Key, expected_version: int | None = None) -> bool:

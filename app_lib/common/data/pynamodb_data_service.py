@@ -17,7 +17,7 @@ from functools import reduce
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pynamodb.exceptions import DoesNotExist
-from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.condition import Condition, size
 from pynamodb.indexes import GlobalSecondaryIndex
 from pynamodb.pagination import ResultIterator
 
@@ -26,7 +26,13 @@ from app_lib.common.data import cursor as cursors
 from app_lib.common.data import pynamodb_adapter as adapter
 from app_lib.common.data.abstract_data_service import AbstractDataService, Key, Page
 from app_lib.common.data.versioned_table import VersionedTable, key_part
-from app_lib.common.errors import ConflictError, PreconditionFailedError, ServiceUnavailableError
+from app_lib.common.errors import (
+    ConditionFailedError,
+    ConflictError,
+    NotFoundError,
+    PreconditionFailedError,
+    ServiceUnavailableError,
+)
 
 M = TypeVar("M", bound=VersionedTable)
 
@@ -124,6 +130,48 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
         self.save(replacement)
         return replacement
 
+    def append(self, entity: M, field: str, values: Sequence[Any], max_length: int) -> M:
+        attribute = getattr(self.model, field)
+        hash_key = adapter.hash_key_attribute(self.model)
+        # No version condition: appends commute, so racing ones must all land (list_append is
+        # atomic). The item must still exist (an UpdateItem would create it) and the list must
+        # stay within its bound, checked by the database at the write, not by a read before.
+        room = size(attribute) <= max_length - len(values)  # type: ignore[no-untyped-call]
+        condition = hash_key.exists() & (attribute.does_not_exist() | room)
+        try:
+            with conditional_write():
+                entity.update(
+                    actions=[attribute.set((attribute | []).append(list(values)))],
+                    condition=condition,
+                    add_version_condition=False,
+                )
+        except ConditionFailedError:
+            if self.get(self.id_of(entity)) is None:
+                raise NotFoundError(f"no item {self.id_of(entity)}") from None
+            raise ConflictError(f"{field} holds at most {max_length} entries") from None
+        return entity
+
+    def remove_at(
+        self, entity: M, field: str, index: int, expected_version: int | None = None
+    ) -> M:
+        self.check_version(entity, expected_version)
+        entry = getattr(self.model, field)[index]
+        # The entry must exist when the write lands (REMOVE of a missing index is a silent no-op
+        # in DynamoDB); with If-Match the whole item must also be the version read.
+        try:
+            with conditional_write():
+                entity.update(
+                    actions=[entry.remove()],
+                    condition=entry.exists(),
+                    add_version_condition=expected_version is not None,
+                )
+        except ConditionFailedError:
+            current = self.get(self.id_of(entity))
+            if current is not None and expected_version not in (None, current.version):
+                raise PreconditionFailedError("the item was changed by another write") from None
+            raise NotFoundError(f"no {field}[{index}] in item {self.id_of(entity)}") from None
+        return entity
+
     def delete(self, id: Key, expected_version: int | None = None) -> bool:
         entity = self.get(id)
         return entity is not None and self.remove(entity, expected_version)
@@ -217,8 +265,11 @@ class PynamoDataService(AbstractDataService[M], Generic[M]):
 
     # ----- helpers ------------------------------------------------------------------------------
     @classmethod
-    def id_of(cls, entity: M) -> str:
-        return str(getattr(entity, adapter.hash_key_name(cls.model)))
+    def id_of(cls, entity: M) -> Key:
+        """The item's hash key value, as `get()` takes it (a Number id stays a number)."""
+        value = getattr(entity, adapter.hash_key_name(cls.model))
+        key: Key = int(value) if isinstance(value, float) and value.is_integer() else value
+        return key
 
     @staticmethod
     def check_version(entity: M, expected_version: int | None) -> None:

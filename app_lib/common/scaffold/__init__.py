@@ -263,8 +263,9 @@ def _dto_values(spec: Spec) -> dict[str, str]:
 
 def _route_values(spec: Spec) -> dict[str, str]:
     indexed = [field for field in spec.fields if field.index]
+    # No trailing comma: ruff then keeps the signature on one line when it fits.
     params = "".join(
-        f"    {field.name}: Annotated[{KINDS[field.kind].read} | None, Query()] = None,\n"
+        f", {field.name}: Annotated[{KINDS[field.kind].read} | None, Query()] = None"
         for field in indexed
     )
     own_id = f"{spec.singular}.{spec.id_name}"

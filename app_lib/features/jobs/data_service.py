@@ -24,7 +24,14 @@ from app_lib.common.errors import (
     ServiceUnavailableError,
     UnprocessableError,
 )
-from app_lib.features.jobs.table import JobKeyTable, JobStatus, JobTable, created_key_prefix
+from app_lib.features.jobs.table import (
+    HISTORY_LIMIT,
+    JobChange,
+    JobKeyTable,
+    JobStatus,
+    JobTable,
+    created_key_prefix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,9 @@ KEY_TTL = timedelta(hours=24)
 KEY_ABANDONED_AFTER = timedelta(seconds=60)
 _KEY_RACE_ROUNDS = 20
 _KEY_RACE_PAUSE = 0.05
+# Writes retried when another write (one that records no change: a sweep's re-send, a heartbeat)
+# moved the version on between the read and the write.
+_VERSION_RACE_ROUNDS = 5
 
 
 class LeaseLostError(Exception):
@@ -46,6 +56,27 @@ class LeaseLostError(Exception):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def change(status: JobStatus, progress: int, attempts: int, at: datetime, id: int = 0) -> JobChange:
+    """A history entry; an update sets its `id` (the version it gives the job) itself."""
+    return JobChange.of(id, status.value, int(progress), int(attempts), at)
+
+
+def history_of(job: JobTable) -> list[JobChange]:
+    """The job's changes, oldest first. A row written before histories existed has none: its
+    current state stands for it (id = its version)."""
+    if job.history:
+        return list(job.history)
+    return [
+        JobChange.of(
+            int(job.version or 0),
+            job.status,
+            int(job.progress or 0),
+            int(job.attempts or 0),
+            job.updated_at,
+        )
+    ]
 
 
 class JobDataService(PynamoDataService[JobTable]):
@@ -172,44 +203,44 @@ class JobDataService(PynamoDataService[JobTable]):
     def cancel(self, job: JobTable, expected_version: int | None = None) -> JobTable:
         """PENDING -> CANCELLED; a job in any other state is a conflict."""
         self.check_version(job, expected_version)
-        if job.status != JobStatus.PENDING:
-            raise ConflictError(f"only a PENDING job can be cancelled; this one is {job.status}")
-        now = utcnow()
-        actions = [
-            JobTable.status.set(JobStatus.CANCELLED.value),
-            JobTable.updated_at.set(now),
-            JobTable.finished_at.set(now),
-            JobTable.expires_at.set(now + self.ttl),
-        ]
-        try:
-            # A worker may claim the job between our read and this write: cancel only a job that
-            # is still PENDING. The version is checked only when the client sent If-Match.
-            self._update(
-                job,
-                actions,
-                JobTable.status == JobStatus.PENDING.value,
-                check_version=expected_version is not None,
-            )
-        except ConditionFailedError:
-            current = self.load(job.job_id)
-            if current.status != JobStatus.PENDING:
+        for _ in range(_VERSION_RACE_ROUNDS):
+            if job.status != JobStatus.PENDING:
                 raise ConflictError(
-                    f"only a PENDING job can be cancelled; this one is {current.status}"
-                ) from None
-            raise PreconditionFailedError("the job was changed by another write") from None
-        return job
+                    f"only a PENDING job can be cancelled; this one is {job.status}"
+                )
+            now = utcnow()
+            actions = [
+                JobTable.status.set(JobStatus.CANCELLED.value),
+                JobTable.updated_at.set(now),
+                JobTable.finished_at.set(now),
+                JobTable.expires_at.set(now + self.ttl),
+            ]
+            entry = change(JobStatus.CANCELLED, int(job.progress or 0), int(job.attempts), now)
+            try:
+                # A worker may claim the job between our read and this write: cancel only a job
+                # that is still PENDING (and, as every recorded change, still at its version).
+                self._update(job, actions, JobTable.status == JobStatus.PENDING.value, entry=entry)
+                return job
+            except ConditionFailedError:
+                current = self.load(job.job_id)
+                if current.status == JobStatus.PENDING and expected_version is not None:
+                    # The client's If-Match named the version we read: it is gone.
+                    raise PreconditionFailedError("the job was changed by another write") from None
+                job = current  # claimed (409 above), or re-sent by a sweep meanwhile: again
+        raise PreconditionFailedError("the job was changed by another write")
 
     # ----- worker writes ------------------------------------------------------------------------
     def claim(self, job: JobTable, token: str, lease_seconds: float) -> bool:
         """Take the job for one attempt (attempts + 1); False when another worker has it."""
         now = time.time()
+        at = utcnow()
         actions = [
             JobTable.status.set(JobStatus.PROCESSING.value),
             JobTable.attempts.add(1),
             JobTable.claim_token.set(token),
             JobTable.lease_until.set(now + lease_seconds),
             JobTable.progress.set(0),
-            JobTable.updated_at.set(utcnow()),
+            JobTable.updated_at.set(at),
             # A worker has it: the sweep counts its re-sends from zero again.
             JobTable.resends.remove(),
         ]
@@ -219,19 +250,26 @@ class JobDataService(PynamoDataService[JobTable]):
             (JobTable.status == JobStatus.PROCESSING.value)
             & ((JobTable.lease_until < now) | JobTable.lease_until.does_not_exist())
         )
-        return self._updated(job, actions, claimable)
+        entry = change(JobStatus.PROCESSING, 0, int(job.attempts or 0) + 1, at)
+        # The version is checked too (the entry's id and attempts are computed from it): a lost
+        # race re-reads the job and decides again.
+        return self._updated(job, actions, claimable, entry=entry)
 
     def heartbeat(
         self, job: JobTable, token: str, lease_seconds: float, progress: int | None = None
     ) -> None:
-        """Extend the lease (and record progress); raises LeaseLostError if it was lost."""
+        """Extend the lease (and record progress, a change the history keeps); raises
+        LeaseLostError if it was lost."""
+        at = utcnow()
         actions = [
             JobTable.lease_until.set(time.time() + lease_seconds),
-            JobTable.updated_at.set(utcnow()),
+            JobTable.updated_at.set(at),
         ]
+        entry = None
         if progress is not None:
             actions.append(JobTable.progress.set(progress))
-        self._owned_update(job, token, actions)
+            entry = change(JobStatus.PROCESSING, progress, int(job.attempts or 0), at)
+        self._owned_update(job, token, actions, entry)
 
     def complete(self, job: JobTable, token: str, result: dict[str, Any]) -> None:
         self._finish(
@@ -244,19 +282,28 @@ class JobDataService(PynamoDataService[JobTable]):
                 JobTable.error.remove(),
                 JobTable.error_code.remove(),
             ],
+            progress=100,
         )
 
     def fail(self, job: JobTable, token: str, code: str, message: str) -> None:
         """The last attempt failed: FAILED for good, with a stable code and a sentence."""
         self._finish(job, token, JobStatus.FAILED, _error_actions(code, message))
 
-    def _finish(self, job: JobTable, token: str, status: JobStatus, actions: list[Action]) -> None:
+    def _finish(
+        self,
+        job: JobTable,
+        token: str,
+        status: JobStatus,
+        actions: list[Action],
+        progress: int | None = None,
+    ) -> None:
         """The final status, written by the worker that holds the claim."""
-        self._owned_update(job, token, self._final(status, actions))
-
-    def _final(self, status: JobStatus, actions: list[Action]) -> list[Action]:
-        """A final status: the claim is given up and the row expires after the TTL."""
         now = utcnow()
+        entry = _final_change(job, status, now, progress)
+        self._owned_update(job, token, self._final(status, actions, now), entry)
+
+    def _final(self, status: JobStatus, actions: list[Action], now: datetime) -> list[Action]:
+        """A final status: the claim is given up and the row expires after the TTL."""
         return [
             JobTable.status.set(status.value),
             *actions,
@@ -284,13 +331,15 @@ class JobDataService(PynamoDataService[JobTable]):
     def give_up(self, job: JobTable, code: str, message: str) -> bool:
         """Mark FAILED a job whose attempts are used up without a worker recording an outcome
         (each one died). False if the job changed since it was read."""
-        actions = self._final(JobStatus.FAILED, _error_actions(code, message))
+        now = utcnow()
+        actions = self._final(JobStatus.FAILED, _error_actions(code, message), now)
         # Only the state this decision was made on (PynamoDB adds: version unchanged), and never
         # a job whose lease is still running.
         unowned = (JobTable.status == JobStatus.PENDING.value) | (
             JobTable.lease_until < time.time()
         )
-        return self._updated(job, actions, unowned, check_version=True)
+        entry = _final_change(job, JobStatus.FAILED, now)
+        return self._updated(job, actions, unowned, check_version=True, entry=entry)
 
     # ----- the sweep: unfinished jobs whose message was lost --------------------------------------
     def stale(self, status: JobStatus, before: datetime, limit: int) -> list[JobTable]:
@@ -321,25 +370,61 @@ class JobDataService(PynamoDataService[JobTable]):
     def fail_stale(self, job: JobTable, code: str, message: str) -> bool:
         """FAILED for a job whose messages were lost (unchanged since it was read: status and
         version; a PROCESSING one only with its lease over); False if it changed."""
-        actions = self._final(JobStatus.FAILED, _error_actions(code, message))
-        return self._updated(job, actions, _as_read(job), check_version=True)
+        now = utcnow()
+        actions = self._final(JobStatus.FAILED, _error_actions(code, message), now)
+        entry = _final_change(job, JobStatus.FAILED, now)
+        return self._updated(job, actions, _as_read(job), check_version=True, entry=entry)
 
-    def _owned_update(self, job: JobTable, token: str, actions: Sequence[Action]) -> None:
+    def _owned_update(
+        self,
+        job: JobTable,
+        token: str,
+        actions: Sequence[Action],
+        entry: JobChange | None = None,
+    ) -> None:
         # Only the worker holding the claim may write: one whose lease ran out, and whose job
         # another worker has taken over, must not overwrite the new owner's progress or result.
         owned = (JobTable.status == JobStatus.PROCESSING.value) & (JobTable.claim_token == token)
-        try:
-            self._update(job, actions, owned)
-        except ConditionFailedError:
-            raise LeaseLostError(f"job {job.job_id} is no longer owned by this worker") from None
+        lost = LeaseLostError(f"job {job.job_id} is no longer owned by this worker")
+        for _ in range(_VERSION_RACE_ROUNDS):
+            try:
+                self._update(job, actions, owned, entry=entry)
+                return
+            except ConditionFailedError:
+                if entry is None:
+                    raise lost from None
+            # A recorded change also needs the version it read: if another write (a sweep's,
+            # say) moved it on while the claim is still ours, write again on the fresh row.
+            with aws_errors():
+                try:
+                    job.refresh(consistent_read=True)
+                except DoesNotExist:
+                    raise lost from None
+            if job.status != JobStatus.PROCESSING or job.claim_token != token:
+                raise lost
+        raise lost
 
     @staticmethod
     def _update(
-        job: JobTable, actions: Sequence[Action], condition: Condition, check_version: bool = False
+        job: JobTable,
+        actions: Sequence[Action],
+        condition: Condition,
+        check_version: bool = False,
+        entry: JobChange | None = None,
     ) -> None:
+        """One conditional UpdateItem. With `entry` (a change of status or progress), the same
+        write appends the entry to the job's history (the oldest dropped beyond HISTORY_LIMIT),
+        its id the version this write gives the job; the version read is then part of the
+        condition, so that id is exact and no other writer's entry is overwritten."""
+        actions = list(actions)
+        if entry is not None:
+            entry.id = int(job.version or 0) + 1
+            kept = list(job.history or [])[-(HISTORY_LIMIT - 1) :]
+            actions.append(JobTable.history.set([*kept, entry]))
+            check_version = True
         with conditional_write():
             # The version is still incremented (so ETags change); the condition decides.
-            job.update(list(actions), condition=condition, add_version_condition=check_version)
+            job.update(actions, condition=condition, add_version_condition=check_version)
 
     @classmethod
     def _updated(
@@ -348,10 +433,11 @@ class JobDataService(PynamoDataService[JobTable]):
         actions: Sequence[Action],
         condition: Condition,
         check_version: bool = False,
+        entry: JobChange | None = None,
     ) -> bool:
         """`_update`, answering whether the condition held (False: another writer got there)."""
         try:
-            cls._update(job, actions, condition, check_version)
+            cls._update(job, actions, condition, check_version, entry)
         except ConditionFailedError:
             return False
         return True
@@ -369,6 +455,13 @@ def _as_read(job: JobTable) -> Condition:
 def _lease_over(at: float) -> Condition:
     over: Condition = (JobTable.lease_until < at) | JobTable.lease_until.does_not_exist()
     return over
+
+
+def _final_change(
+    job: JobTable, status: JobStatus, at: datetime, progress: int | None = None
+) -> JobChange:
+    value = int(job.progress or 0) if progress is None else progress
+    return change(status, value, int(job.attempts or 0), at)
 
 
 def _error_actions(code: str, message: str) -> list[Action]:

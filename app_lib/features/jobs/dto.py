@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, ValidationError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from app_lib.common.dto import JsonObject, has_surrogate, renderable_json_object
+from app_lib.common.jobs import job_type, job_types
 from app_lib.common.problems import FieldProblem, Problem, optional_member
-from app_lib.features.jobs.table import JobStatus, JobTable
+from app_lib.features.jobs.table import JobChange, JobStatus, JobTable
 
 # Shown instead of stored params or a result this API cannot render (not a JSON object, nested
 # too deep, or text that is not valid Unicode): a listing never fails because of one row.
@@ -46,8 +49,61 @@ class JobError(BaseModel):
     message: str = Field(examples=["attempt 1: the job's handler failed"])
 
 
+class Unavailable(BaseModel):
+    """Shown instead of a stored value the API cannot render (or a result that does not fit its
+    job type's result model: written by hand, by an older version, or of a removed type)."""
+
+    unavailable: str = Field(examples=[UNRENDERABLE["unavailable"]])
+
+
+class _JobResults:
+    """The JSON schema of a job's `result`: the result model of each registered job type (each
+    a component of the document, e.g. `PassengerStats` for `passengers.stats`), `Unavailable`,
+    or null. Built when the document is, once every feature has registered its job types."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        models = sorted(
+            {found.result for found in job_types().values()}, key=lambda model: model.__name__
+        )
+        # A union of the models' own core schemas: each becomes a component, referenced here.
+        choices: list[CoreSchema | tuple[CoreSchema, str]] = [
+            model.__pydantic_core_schema__ for model in models
+        ]
+        choices.append(Unavailable.__pydantic_core_schema__)
+        union = handler(core_schema.union_schema(choices))
+        types = ", ".join(
+            f"`{name}`: {found.result.__name__}" for name, found in sorted(job_types().items())
+        )
+        return {
+            "anyOf": [*union.get("anyOf", [union]), {"type": "null"}],
+            "description": "the result of the job's type, once it has COMPLETED "
+            f"({types or 'no job types'}); `Unavailable` for a stored result this API cannot "
+            "show",
+        }
+
+
+JobResult = Annotated[dict[str, Any] | None, _JobResults()]
+
+
 def _object(value: Any) -> dict[str, Any]:
     return value if renderable_json_object(value) else dict(UNRENDERABLE)
+
+
+def _result(job: JobTable) -> dict[str, Any] | None:
+    """The stored result as its job type's result model shows it; `UNRENDERABLE` when it does
+    not fit (or the type is unknown here), so that a response always matches the document."""
+    if job.result is None:
+        return None
+    found = job_type(job.job_type)
+    if found is None or not renderable_json_object(job.result):
+        return dict(UNRENDERABLE)
+    try:
+        shown = found.result.model_validate(job.result).model_dump(mode="json")
+    except (ValidationError, ValueError):
+        return dict(UNRENDERABLE)
+    return _object(shown)
 
 
 def _text(value: str) -> str:
@@ -67,19 +123,20 @@ def _progress(job: JobTable) -> int:
 
 
 class JobOut(BaseModel):
+    """A job. Every field is always present (null when it does not apply yet)."""
+
     id: str
     type: str
     status: JobStatus
     progress: int = Field(ge=0, le=100)
     params: dict[str, Any]
-    result: dict[str, Any] | None = None
-    error: JobError | None = None
+    result: JobResult
+    error: JobError | None
     attempts: int
     created_at: datetime
     updated_at: datetime
-    finished_at: datetime | None = None
+    finished_at: datetime | None
     expires_at: datetime | None = Field(
-        default=None,
         description="when the job is deleted (approximately): JOBS_TTL_DAYS after it finished",
     )
 
@@ -92,7 +149,7 @@ class JobOut(BaseModel):
             status=JobStatus(job.status),
             progress=_progress(job),
             params=_object(job.params if job.params is not None else {}),
-            result=None if job.result is None else _object(job.result),
+            result=_result(job),
             error=_error(job),
             attempts=int(job.attempts or 0),
             created_at=job.created_at,
@@ -108,26 +165,43 @@ class JobPage(BaseModel):
 
 
 class JobEvent(BaseModel):
-    """The `data` of one Server-Sent Event: the job's state after a change."""
+    """The `data` of one Server-Sent Event (`event: status`): the job's state right after one
+    change of its status or progress. `error` and `result` are the job's current ones on the
+    event of its latest change (the final event carries the result or the error), null on the
+    earlier changes a reconnecting client is sent again."""
 
-    id: str
+    id: str = Field(description="the job's id (the event's own `id:` orders its events)")
     status: JobStatus
-    progress: int
+    progress: int = Field(ge=0, le=100)
     attempts: int
-    error: JobError | None = None
-    result: dict[str, Any] | None = None
-    updated_at: datetime
+    error: JobError | None
+    result: JobResult
+    updated_at: datetime = Field(description="when the change was made")
 
     @classmethod
     def from_model(cls, job: JobTable) -> JobEvent:
+        """The job's current state."""
         return cls(
             id=_text(job.job_id),
             status=JobStatus(job.status),
             progress=_progress(job),
             attempts=int(job.attempts or 0),
             error=_error(job),
-            result=None if job.result is None else _object(job.result),
+            result=_result(job),
             updated_at=job.updated_at,
+        )
+
+    @classmethod
+    def from_change(cls, job: JobTable, change: JobChange, latest: bool) -> JobEvent:
+        """One change of the job's history; `latest`: its last one (the row's current state)."""
+        return cls(
+            id=_text(job.job_id),
+            status=JobStatus(change.status),
+            progress=max(0, min(100, int(change.progress or 0))),
+            attempts=int(change.attempts or 0),
+            error=_error(job) if latest else None,
+            result=_result(job) if latest else None,
+            updated_at=change.at,
         )
 
 

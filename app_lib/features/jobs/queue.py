@@ -21,6 +21,7 @@ from app_lib.common.aws_errors import aws_errors
 from app_lib.common.config import Settings
 from app_lib.common.startup import Startup
 from app_lib.common.util.pynamodb_util import PynamodbUtil
+from app_lib.features.jobs.settings import JobsSettings, get_jobs_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -69,14 +70,14 @@ class JobQueue:
         self._poller = _client(region, endpoint, connect_timeout, wait_seconds + 10.0, retries)
 
     @classmethod
-    def from_settings(cls, settings: Settings, url: str) -> JobQueue:
+    def from_settings(cls, settings: Settings, jobs: JobsSettings, url: str) -> JobQueue:
         return cls(
             url,
             region=settings.aws_region,
             connect_timeout=settings.dynamodb_connect_timeout,
             read_timeout=settings.dynamodb_read_timeout,
             retries=settings.dynamodb_max_retries,
-            wait_seconds=settings.jobs_wait_seconds,
+            wait_seconds=jobs.jobs_wait_seconds,
             request_timeout=settings.dynamodb_request_timeout,
         )
 
@@ -193,8 +194,11 @@ def ensure_queue(
     *,
     visibility_timeout: int | None = None,
     max_attempts: int | None = None,
+    jobs: JobsSettings | None = None,
 ) -> str:
-    """Create (idempotently) a queue and its dead-letter queue off AWS; returns the queue URL."""
+    """Create (idempotently) a queue and its dead-letter queue off AWS; returns the queue URL.
+    The visibility timeout and attempts default to the jobs settings'."""
+    jobs = jobs or get_jobs_settings()
     client = _client(
         settings.aws_region,
         endpoint,
@@ -202,10 +206,8 @@ def ensure_queue(
         settings.dynamodb_read_timeout,
         settings.dynamodb_max_retries,
     )
-    attempts = settings.jobs_max_attempts if max_attempts is None else max_attempts
-    visibility = (
-        settings.jobs_visibility_timeout if visibility_timeout is None else visibility_timeout
-    )
+    attempts = jobs.jobs_max_attempts if max_attempts is None else max_attempts
+    visibility = jobs.jobs_visibility_timeout if visibility_timeout is None else visibility_timeout
     with aws_errors():
         dead_letter = client.create_queue(QueueName=name + DEAD_LETTER_SUFFIX)["QueueUrl"]
         arn = client.get_queue_attributes(QueueUrl=dead_letter, AttributeNames=["QueueArn"])[
@@ -224,36 +226,19 @@ def ensure_queue(
     return url
 
 
-# The queue the app and its workers use, and the settings it was set up with; set at start-up
-# (or by tests). None = not configured: submits answer 503.
-_current: tuple[JobQueue | None, Settings | None] = (None, None)
-
-
-def configure(queue: JobQueue | None, settings: Settings | None = None) -> None:
-    global _current
-    _current = (queue, settings)
-
-
-def current() -> JobQueue | None:
-    return _current[0]
-
-
-def current_settings() -> Settings | None:
-    return _current[1]
-
-
-def start(startup: Startup) -> JobQueue | None:
-    """Start-up hook: point the jobs feature at its queue (creating it off AWS)."""
+def start(startup: Startup, jobs: JobsSettings | None = None) -> JobQueue | None:
+    """Start-up hook: the jobs feature's queue (created off AWS when missing), or None when none
+    is configured (submits then answer 503). What it returns is the feature's state: the routes
+    read it with `feature_state(app, "jobs")`, the worker thread gets it as `Startup.state`."""
+    jobs = jobs or get_jobs_settings()
     settings, host = startup.settings, startup.host
-    url = settings.jobs_queue_url
+    url = jobs.jobs_queue_url
     if not url and settings.embedded and host:
-        url = ensure_queue(settings, host, default_queue_name(settings))
+        url = ensure_queue(settings, host, default_queue_name(settings), jobs=jobs)
     elif url and host is not None and (endpoint := endpoint_for(url)):
         # Off AWS, a queue URL on a local server: create the queue if it is missing, like tables.
         name = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
-        url = ensure_queue(settings, endpoint, name)
+        url = ensure_queue(settings, endpoint, name, jobs=jobs)
     if not url:
         log.warning("JOBS_QUEUE_URL is not set: job submits answer 503")
-    queue = JobQueue.from_settings(settings, url) if url else None
-    configure(queue, settings)
-    return queue
+    return JobQueue.from_settings(settings, jobs, url) if url else None

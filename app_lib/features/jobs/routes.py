@@ -4,21 +4,21 @@ LAMBDA_WORKER=true)."""
 
 from __future__ import annotations
 
-import json
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, cast
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from app_lib.common.config import get_settings
 from app_lib.common.errors import AppError, NotFoundError
+from app_lib.common.feature import feature_state
 from app_lib.common.http import Cursor, IfMatch, Limit, expected_version, problems, set_etag
-from app_lib.features.jobs import queue as queues
-from app_lib.features.jobs.data_service import JobDataService
+from app_lib.features.jobs.data_service import JobDataService, history_of
 from app_lib.features.jobs.dto import (
     BatchItemFailure,
     BatchResponse,
@@ -30,23 +30,30 @@ from app_lib.features.jobs.dto import (
     SqsEvent,
     SubmitProblem,
 )
+from app_lib.features.jobs.processor import JobProcessor, Outcome, WorkerConfig
 from app_lib.features.jobs.queue import JobQueue
+from app_lib.features.jobs.runner import PROCESS_SWEEPER
 from app_lib.features.jobs.service import submit
+from app_lib.features.jobs.settings import get_jobs_settings
 from app_lib.features.jobs.table import JobStatus, JobTable
-from app_lib.features.jobs.worker import PROCESS_SWEEPER, JobProcessor, Outcome, WorkerConfig
 
-# How often an event stream re-reads its job, and how long it may stay silent (proxies close
-# idle connections; a comment line keeps it open).
+# How often an event stream re-reads its job, and how long it may stay silent: a comment line
+# at least this often keeps proxies (and clients with a 5 s read timeout, httpx's default) from
+# closing it, even while a read of the database is slow.
 POLL_SECONDS = 0.5
-KEEPALIVE_SECONDS = 15.0
+KEEPALIVE_SECONDS = 3.0
+# The reconnection delay a client is told (`retry:`, on the first event), in milliseconds.
+RETRY_MILLISECONDS = 2000
 
 
 def get_job_service() -> JobDataService:
-    return JobDataService(ttl=timedelta(days=get_settings().jobs_ttl_days))
+    return JobDataService(ttl=timedelta(days=get_jobs_settings().jobs_ttl_days))
 
 
-def get_job_queue() -> JobQueue | None:
-    return queues.current()
+def get_job_queue(request: Request) -> JobQueue | None:
+    """The queue the jobs feature's start-up returned (None: not configured, submits 503)."""
+    queue = feature_state(request.app, "jobs")
+    return queue if isinstance(queue, JobQueue) else None
 
 
 JobService = Annotated[JobDataService, Depends(get_job_service)]
@@ -54,7 +61,7 @@ JobQueueDep = Annotated[JobQueue | None, Depends(get_job_queue)]
 
 
 def get_processor(service: JobService, queue: JobQueueDep) -> JobProcessor:
-    return JobProcessor(service, queue, WorkerConfig.from_settings(get_settings()))
+    return JobProcessor(service, queue, WorkerConfig.from_settings(get_jobs_settings()))
 
 
 Processor = Annotated[JobProcessor, Depends(get_processor)]
@@ -66,6 +73,15 @@ def valid_job(job_id: JobId, service: JobService) -> JobTable:
 
 
 ValidJob = Annotated[JobTable, Depends(valid_job)]
+LastEventId = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        max_length=64,
+        description="the `id` of the last event received (EventSource sends it when it "
+        "reconnects): only later events are sent. Anything but a number counts as none.",
+    ),
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -130,46 +146,71 @@ def get_job(job: ValidJob, response: Response) -> JobOut:
 
 @router.get(
     "/{job_id}/events",
-    response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "`event: status` with a JobEvent as data, per change, until the end",
-            "content": {"text/event-stream": {}},
-        },
-        **problems(404, 422),
-    },
+    response_class=EventSourceResponse,
+    response_description="`event: status` with a JobEvent as `data` and the change's `id`, per "
+    "change of status or progress, until the job ends; `event: error` (a problem's `status` and "
+    "`detail`) if the database fails meanwhile",
+    responses=problems(404, 422),
 )
-def job_events(job: ValidJob, service: JobService) -> StreamingResponse:
-    """Server-Sent Events: one per change of status or progress; ends when the job does."""
-    return StreamingResponse(
-        _events(service, job),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+async def job_events(
+    job: ValidJob, service: JobService, last_event_id: LastEventId = None
+) -> AsyncIterator[JobEvent]:
+    """Server-Sent Events: one per change of status or progress, each with an `id` that orders
+    the job's changes; ends when the job does. Without `Last-Event-ID` the stream starts with
+    the job's current state; with it, with every change after that id that the job still keeps
+    (its last 100), so a client that reconnects misses none and gets none twice."""
+    async for frame in _frames(service, job, _event_id(last_event_id)):
+        # FastAPI documents each event's `data` from this function's annotation (JobEvent) and
+        # sends ServerSentEvent items as they are (their `data` is a JobEvent).
+        yield cast(JobEvent, frame)
 
 
-async def _events(service: JobService, job: JobTable) -> AsyncIterator[str]:
-    last: tuple[str, int] | None = None
-    silent = 0.0
+def _event_id(header: str | None) -> int | None:
+    text = (header or "").strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+async def _frames(
+    service: JobDataService, job: JobTable, after: int | None
+) -> AsyncIterator[ServerSentEvent]:
+    """The events of `job` from its history: after `after` (an event id), or from its current
+    state; a keep-alive comment whenever KEEPALIVE_SECONDS passed without a frame."""
+    retry: int | None = RETRY_MILLISECONDS
+    last = after
+    ping_at = time.monotonic() + KEEPALIVE_SECONDS
     while True:
-        state = (job.status, int(job.progress or 0))
-        if state != last:
-            last, silent = state, 0.0
-            data = JobEvent.from_model(job).model_dump_json()
-            yield f"event: status\nid: {job.version}\ndata: {data}\n\n"
+        history = history_of(job)
+        new = history[-1:] if last is None else [c for c in history if int(c.id) > last]
+        for change in new:
+            data = JobEvent.from_change(job, change, latest=change is history[-1])
+            yield ServerSentEvent(event="status", id=str(int(change.id)), data=data, retry=retry)
+            retry = None
+            ping_at = time.monotonic() + KEEPALIVE_SECONDS
+        if new:
+            last = int(new[-1].id)
         if JobStatus(job.status).finished:
             return
         await anyio.sleep(POLL_SECONDS)
-        silent += POLL_SECONDS
-        if silent >= KEEPALIVE_SECONDS:
-            silent = 0.0
-            yield ": keep-alive\n\n"
+        # PynamoDB blocks: read in a worker thread, never on the event loop; keep-alives go out
+        # while a slow read is under way.
+        read = asyncio.ensure_future(run_in_threadpool(service.get, job.job_id))
         try:
-            # PynamoDB blocks: read in a worker thread, never on the event loop.
-            fresh = await run_in_threadpool(service.get, job.job_id)
+            while True:
+                wait = max(0.0, ping_at - time.monotonic())
+                done, _ = await asyncio.wait({read}, timeout=wait)
+                if done:
+                    break
+                yield ServerSentEvent(comment="keep-alive")
+                ping_at = time.monotonic() + KEEPALIVE_SECONDS
+        finally:
+            if not read.done():
+                read.cancel()
+        try:
+            fresh = read.result()
         except AppError as error:
-            problem = json.dumps({"status": error.status, "detail": error.detail})
-            yield f"event: error\ndata: {problem}\n\n"
+            yield ServerSentEvent(
+                event="error", data={"status": error.status, "detail": error.detail}
+            )
             return
         if fresh is None:
             return  # deleted (expired) meanwhile

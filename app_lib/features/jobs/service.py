@@ -11,13 +11,25 @@ from typing import Any
 from pydantic import ValidationError
 
 from app_lib.common.dto import json_problem
-from app_lib.common.errors import AppError, ServiceUnavailableError, UnprocessableError
+from app_lib.common.errors import (
+    AppError,
+    ItemTooLargeError,
+    ServiceUnavailableError,
+    UnprocessableError,
+)
 from app_lib.common.jobs import JobType, job_type, job_types
-from app_lib.features.jobs.data_service import JobDataService, utcnow
+from app_lib.features.jobs.data_service import JobDataService, change, utcnow
 from app_lib.features.jobs.queue import JobQueue
 from app_lib.features.jobs.table import JobStatus, JobTable
 
 log = logging.getLogger(__name__)
+
+# The most a job's params may take in its row (as stored: JSON text). A DynamoDB item holds
+# 400 KB; the rest is left for the job's other attributes (an error text up to 4 KB) and its
+# history (table.HISTORY_LIMIT changes, about 8 KB; counted twice while a write replaces it, as
+# moto does), so that no later write of the job can make the row too large. A result is on top:
+# one too large fails the job (`result_too_large`).
+MAX_PARAMS_BYTES = 370 * 1024
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,10 @@ def submit(
     """Write a PENDING job, then send its message. If the send fails, the job (and its key)
     are deleted again and the client gets a 503: a job row without a message would never run."""
     validate(type_name, params)
+    if len((JobTable.params.serialize(params) or "").encode()) > MAX_PARAMS_BYTES:
+        raise ItemTooLargeError(
+            f"the params are larger than a job can store ({MAX_PARAMS_BYTES} bytes as JSON)"
+        )
     if queue is None:
         raise ServiceUnavailableError("the jobs queue is not configured (JOBS_QUEUE_URL)")
     now = utcnow()
@@ -95,6 +111,8 @@ def submit(
         # job nothing will finish does not stay forever.
         expires_at=now + data.unfinished_ttl,
         idempotency_key=idempotency_key,
+        # The first change: the job's version 1, which this write gives it.
+        history=[change(JobStatus.PENDING, 0, 0, now, id=1)],
     )
     if idempotency_key is None:
         data.create(job)

@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pynamodb.attributes import (
     JSONAttribute,
+    ListAttribute,
+    MapAttribute,
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
@@ -29,6 +31,28 @@ class JobStatus(StrEnum):
     @property
     def finished(self) -> bool:
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+# Changes a job keeps in its history (the oldest are dropped): a job's event stream replays them
+# to a client that reconnects. Each is about 75 bytes: about 8 KB at most, far below the 400 KB
+# of an item (submit keeps params to service.MAX_PARAMS_BYTES, leaving room for this and the
+# rest). 100 covers one attempt's every percent of progress.
+HISTORY_LIMIT = 100
+
+
+class JobChange(MapAttribute[str, object]):
+    """One change of a job's status or progress: its state right after that write. `id` is the
+    job's version after the write, so ids order the changes (and match the ETags)."""
+
+    id = NumberAttribute()
+    status = UnicodeAttribute()
+    progress = NumberAttribute()
+    attempts = NumberAttribute()
+    at = UTCDateTimeAttribute()
+
+    @classmethod
+    def of(cls, id: int, status: str, progress: int, attempts: int, at: datetime) -> JobChange:
+        return cls(id=id, status=status, progress=progress, attempts=attempts, at=at)
 
 
 class StatusIndex(GlobalSecondaryIndex["JobTable"]):
@@ -85,6 +109,10 @@ class JobTable(VersionedTable):
     created_key = UnicodeAttribute()
     # Messages re-sent for this PENDING job by the sweep (a submit whose message was lost).
     resends = NumberAttribute(null=True)
+    # The last HISTORY_LIMIT changes of status or progress, oldest first, each appended by the
+    # very write that made it (so none is missed, however fast they come). Rows written before
+    # the history existed have none: their current state stands for it.
+    history = ListAttribute(of=JobChange, null=True)
 
     by_status = StatusIndex()
     by_type = TypeIndex()

@@ -8,18 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from app_lib.common.dto import Page
 from app_lib.common.errors import NotFoundError, require_found
-from app_lib.common.http import (
-    CREATE_ERRORS,
-    DELETE_ERRORS,
-    LIST_ERRORS,
-    READ_ERRORS,
-    WRITE_ERRORS,
-    Cursor,
-    Limit,
-    Replying,
-    Writing,
-    problems,
-)
+from app_lib.common.http import Errors, Paging, Replying, Writing, problems
 from app_lib.features.passengers.data_service import PassengerDataService
 from app_lib.features.passengers.dto import (
     PassengerCreate,
@@ -47,27 +36,26 @@ async def get_passenger_service() -> PassengerDataService:
 PassengerService = Annotated[PassengerDataService, Depends(get_passenger_service)]
 
 
-def valid_passenger(
-    passenger_id: Annotated[PassengerId, Path()], service: PassengerService
-) -> PassengerTable:
+def valid_passenger(passenger_id: PassengerId, service: PassengerService) -> PassengerTable:
     return require_found(service.get(passenger_id), f"no passenger {passenger_id}")
 
 
 ValidPassenger = Annotated[PassengerTable, Depends(valid_passenger)]
 
 
-@router.get("", response_model=Page[PassengerRead], responses=LIST_ERRORS)
+@router.get("", response_model=Page[PassengerRead], responses=Errors.LIST)
 def list_passengers(
     service: PassengerService,
-    limit: Limit = 100,
-    cursor: Cursor = None,
+    paging: Paging,
     pclass: Annotated[Pclass | None, Query()] = None,
     sex: Annotated[Sex | None, Query()] = None,
     survived: Annotated[bool | None, Query()] = None,
     embarked: Annotated[Port | None, Query()] = None,
 ) -> Page[PassengerRead]:
     """A page of passengers, optionally filtered; follow `next_cursor` for the next one."""
-    page = service.page(limit, cursor, pclass=pclass, sex=sex, survived=survived, embarked=embarked)
+    page = service.page(
+        paging.limit, paging.cursor, pclass=pclass, sex=sex, survived=survived, embarked=embarked
+    )
     return Page.of(page, PassengerRead.from_model)
 
 
@@ -88,35 +76,32 @@ def passengers_by_ticket(
     return PassengerList(items=[PassengerRead.from_model(p) for p in passengers])
 
 
-@router.get("/{passenger_id}", response_model=PassengerRead, responses=READ_ERRORS)
+@router.get("/{passenger_id}", response_model=PassengerRead, responses=Errors.READ)
 async def get_passenger(passenger: ValidPassenger, reply: Replying) -> PassengerRead:
     """One passenger; the ETag header is its version, for If-Match on writes."""
     return reply.read(passenger, PassengerRead.from_model)
 
 
-@router.post("", status_code=201, response_model=PassengerRead, responses=CREATE_ERRORS)
+@router.post("", status_code=201, response_model=PassengerRead, responses=Errors.CREATE)
 def create_passenger(
     body: PassengerCreate, service: PassengerService, reply: Replying
 ) -> PassengerRead:
     """Add a passenger (201 with Location); the server makes an id when none is given; 409
     when the id exists."""
     passenger = service.create(body.to_model(body.passenger_id or service.new_id()))
-    location = {"passenger_id": passenger.passenger_id}
-    return reply.created(passenger, PassengerRead.from_model, "get_passenger", **location)
+    return reply.created(passenger, PassengerRead.from_model, passenger.passenger_id)
 
 
-@router.put("/{passenger_id}", response_model=PassengerRead, responses=WRITE_ERRORS)
+@router.put("/{passenger_id}", response_model=PassengerRead, responses=Errors.WRITE)
 def replace_passenger(
     body: PassengerReplace, passenger: ValidPassenger, service: PassengerService, write: Writing
 ) -> PassengerRead:
     """Replace every field of a passenger; If-Match guards against lost updates."""
-    replacement = body.to_model(passenger.passenger_id)
-    return write.read(
-        service.replace(passenger, replacement, write.version()), PassengerRead.from_model
-    )
+    replaced = service.replace(passenger, body.to_model(passenger.passenger_id), write.version())
+    return write.read(replaced, PassengerRead.from_model)
 
 
-@router.patch("/{passenger_id}", response_model=PassengerRead, responses=WRITE_ERRORS)
+@router.patch("/{passenger_id}", response_model=PassengerRead, responses=Errors.WRITE)
 def update_passenger(
     body: PassengerUpdate, passenger: ValidPassenger, service: PassengerService, write: Writing
 ) -> PassengerRead:
@@ -126,7 +111,7 @@ def update_passenger(
     return write.read(updated, PassengerRead.from_model)
 
 
-@router.delete("/{passenger_id}", status_code=204, responses=DELETE_ERRORS)
+@router.delete("/{passenger_id}", status_code=204, responses=Errors.DELETE)
 def delete_passenger(
     passenger: ValidPassenger, service: PassengerService, write: Writing
 ) -> Response:

@@ -9,19 +9,11 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from app_lib.common.data.abstract_data_service import AbstractDataService
 from app_lib.common.dto import Page
 from app_lib.common.errors import NotFoundError, require_found
-from app_lib.common.http import (
-    CREATE_ERRORS,
-    DELETE_ERRORS,
-    LIST_ERRORS,
-    READ_ERRORS,
-    WRITE_ERRORS,
-    Cursor,
-    Limit,
-    Replying,
-    Writing,
-)
+from app_lib.common.http import Errors, Paging, Replying, Writing, problems
 from app_lib.features.students.data_service import StudentDataService
 from app_lib.features.students.dto import (
+    MAX_GRADES,
+    GradeCreate,
     StudentCreate,
     StudentId,
     StudentRead,
@@ -41,45 +33,39 @@ async def get_student_service() -> AbstractDataService[StudentTable]:
 StudentService = Annotated[AbstractDataService[StudentTable], Depends(get_student_service)]
 
 
-def valid_student(
-    student_id: Annotated[StudentId, Path()], service: StudentService
-) -> StudentTable:
+def valid_student(student_id: StudentId, service: StudentService) -> StudentTable:
     return require_found(service.get(student_id), f"no student {student_id}")
 
 
 ValidStudent = Annotated[StudentTable, Depends(valid_student)]
 
 
-@router.get("", response_model=Page[StudentRead], responses=LIST_ERRORS)
+@router.get("", response_model=Page[StudentRead], responses=Errors.LIST)
 def list_students(
-    service: StudentService,
-    limit: Limit = 100,
-    cursor: Cursor = None,
-    last_name: Annotated[str | None, Query()] = None,
+    service: StudentService, paging: Paging, last_name: Annotated[str | None, Query()] = None
 ) -> Page[StudentRead]:
     """A page of students; follow `next_cursor` for the next one.
 
     Filters, each a Query on its index: `last_name`.
     """
-    page = service.page(limit, cursor, last_name=last_name)
+    page = service.page(paging.limit, paging.cursor, last_name=last_name)
     return Page.of(page, StudentRead.from_model)
 
 
-@router.get("/{student_id}", response_model=StudentRead, responses=READ_ERRORS)
+@router.get("/{student_id}", response_model=StudentRead, responses=Errors.READ)
 async def get_student(student: ValidStudent, reply: Replying) -> StudentRead:
     """One student; the ETag header is its version, for If-Match on writes."""
     return reply.read(student, StudentRead.from_model)
 
 
-@router.post("", status_code=201, response_model=StudentRead, responses=CREATE_ERRORS)
+@router.post("", status_code=201, response_model=StudentRead, responses=Errors.CREATE)
 def create_student(body: StudentCreate, service: StudentService, reply: Replying) -> StudentRead:
     """Add a student (201 with Location); 409 when the id exists."""
     student = service.create(body.to_model(body.student_id))
-    location = {"student_id": student.student_id}
-    return reply.created(student, StudentRead.from_model, "get_student", **location)
+    return reply.created(student, StudentRead.from_model, int(student.student_id))
 
 
-@router.put("/{student_id}", response_model=StudentRead, responses=WRITE_ERRORS)
+@router.put("/{student_id}", response_model=StudentRead, responses=Errors.WRITE)
 def replace_student(
     body: StudentReplace, student: ValidStudent, service: StudentService, write: Writing
 ) -> StudentRead:
@@ -88,7 +74,7 @@ def replace_student(
     return write.read(replaced, StudentRead.from_model)
 
 
-@router.patch("/{student_id}", response_model=StudentRead, responses=WRITE_ERRORS)
+@router.patch("/{student_id}", response_model=StudentRead, responses=Errors.WRITE)
 def update_student(
     body: StudentUpdate, student: ValidStudent, service: StudentService, write: Writing
 ) -> StudentRead:
@@ -97,9 +83,30 @@ def update_student(
     return write.read(updated, StudentRead.from_model)
 
 
-@router.delete("/{student_id}", status_code=204, responses=DELETE_ERRORS)
+@router.delete("/{student_id}", status_code=204, responses=Errors.DELETE)
 def delete_student(student: ValidStudent, service: StudentService, write: Writing) -> Response:
     """Delete a student (204); 404 when there is none."""
     if not service.remove(student, write.version()):
         raise NotFoundError(f"no student {student.student_id}")
     return Response(status_code=204)
+
+
+@router.post("/{student_id}/grades", response_model=StudentRead, responses=problems(404, 409, 422))
+def add_grade(
+    body: GradeCreate, student: ValidStudent, service: StudentService, reply: Replying
+) -> StudentRead:
+    """Append a grade in one UpdateItem (list_append): racing appends all land."""
+    updated = service.append(student, "grades", [body.grade], MAX_GRADES)
+    return reply.read(updated, StudentRead.from_model)
+
+
+@router.delete("/{student_id}/grades/{index}", response_model=StudentRead, responses=Errors.DELETE)
+def remove_grade(
+    index: Annotated[int, Path(ge=0, lt=MAX_GRADES)],
+    student: ValidStudent,
+    service: StudentService,
+    write: Writing,
+) -> StudentRead:
+    """Remove the grade at `index` (REMOVE grades[i], on condition that it exists); 404 if none."""
+    updated = service.remove_at(student, "grades", index, write.version())
+    return write.read(updated, StudentRead.from_model)

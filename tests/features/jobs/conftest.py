@@ -14,16 +14,16 @@ import boto3
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from app_lib.common import jobs as job_registry
 from app_lib.common.config import Settings
 from app_lib.common.jobs import JobType, Progress
-from app_lib.features.jobs import queue as queues
 from app_lib.features.jobs.data_service import JobDataService
+from app_lib.features.jobs.processor import JobProcessor, WorkerConfig
 from app_lib.features.jobs.queue import JobQueue, default_queue_name, ensure_queue
+from app_lib.features.jobs.runner import Worker
 from app_lib.features.jobs.table import JobStatus, JobTable
-from app_lib.features.jobs.worker import JobProcessor, Worker, WorkerConfig
 from app_lib.main import create_app
 
 MAX_ATTEMPTS = 3
@@ -40,6 +40,16 @@ class EchoParams(BaseModel):
 
 class NoParams(BaseModel):
     pass
+
+
+class EchoResult(BaseModel):
+    echo: int
+
+
+class AnyResult(BaseModel):
+    """The result model of the test types that do not care: any JSON object."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 @dataclass
@@ -67,10 +77,16 @@ def calls() -> Calls:
 
 @pytest.fixture
 def register(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """Register a test-only job type for this test (removed afterwards)."""
+    """Register a test-only job type for this test (removed afterwards); its result model is
+    `AnyResult` unless given."""
 
-    def add(name: str, params: type[BaseModel], handler: Callable[[Any, Progress], Any]) -> None:
-        monkeypatch.setitem(job_registry._types, name, JobType(name, params, handler))
+    def add(
+        name: str,
+        params: type[BaseModel],
+        handler: Callable[[Any, Progress], Any],
+        result: type[BaseModel] = AnyResult,
+    ) -> None:
+        monkeypatch.setitem(job_registry._types, name, JobType(name, params, handler, result))
 
     return add
 
@@ -86,7 +102,7 @@ def echo_type(register: Callable[..., None], calls: Calls) -> str:
         calls.finish()
         return {"echo": params.value}
 
-    register("test.echo", EchoParams, handler)
+    register("test.echo", EchoParams, handler, EchoResult)
     return "test.echo"
 
 
@@ -102,9 +118,22 @@ def failing_type(register: Callable[..., None], calls: Calls) -> str:
     return "test.fail"
 
 
+def use_queue(apps: tuple[FastAPI, ...], queue: JobQueue | None) -> None:
+    """Make `queue` the jobs feature's state in `apps`, as start-up does (None: no queue)."""
+    for app in apps:
+        app.state.features["jobs"] = queue
+
+
 @pytest.fixture
-def jobs_queue(settings: Settings, dynamodb_endpoint: str, tables: str) -> Iterator[JobQueue]:
-    """A queue and its dead-letter queue of this test's own, set as the app's jobs queue."""
+def jobs_queue(
+    settings: Settings,
+    dynamodb_endpoint: str,
+    tables: str,
+    app: FastAPI,
+    lambda_app: FastAPI,
+) -> Iterator[JobQueue]:
+    """A queue and its dead-letter queue of this test's own, set as the apps' jobs queue (the
+    jobs feature's state, what its on_start returns)."""
     name = default_queue_name(settings, tables)
     url = ensure_queue(
         settings,
@@ -115,9 +144,9 @@ def jobs_queue(settings: Settings, dynamodb_endpoint: str, tables: str) -> Itera
     )
     # Short long-polls, so that a worker thread notices `stop` quickly.
     queue = JobQueue(url, region=settings.aws_region, wait_seconds=1)
-    queues.configure(queue, settings)
+    use_queue((app, lambda_app), queue)
     yield queue
-    queues.configure(None)
+    use_queue((app, lambda_app), None)
     sqs = boto3.client("sqs", endpoint_url=dynamodb_endpoint, region_name=settings.aws_region)
     dead_letter = queue.dead_letter_url()
     sqs.delete_queue(QueueUrl=url)

@@ -15,10 +15,10 @@ from app_lib.features.jobs.data_service import (
     LeaseLostError,
     utcnow,
 )
+from app_lib.features.jobs.processor import WorkerConfig
 from app_lib.features.jobs.queue import JobQueue
 from app_lib.features.jobs.service import body_hash, submit
 from app_lib.features.jobs.table import JobKeyTable, JobStatus, JobTable
-from app_lib.features.jobs.worker import WorkerConfig
 from tests.features.jobs.conftest import stored
 
 
@@ -201,3 +201,110 @@ def new_job_object(data: JobDataService) -> JobTable:
         created_at=now,
         updated_at=now,
     )
+
+
+# ----- the history of changes (what the event stream replays) -----------------------------------
+
+
+def history(data: JobDataService, job_id: str) -> list[tuple[int, str, int, int]]:
+    return [
+        (int(c.id), c.status, int(c.progress), int(c.attempts))
+        for c in stored(data, job_id).history or []
+    ]
+
+
+def test_each_change_is_recorded_by_its_own_write_with_the_version_it_gave(
+    data: JobDataService, jobs_queue: JobQueue, echo_type: str
+) -> None:
+    job = submit(data, jobs_queue, echo_type, {"value": 1}).job
+    assert history(data, job.job_id) == [(1, "PENDING", 0, 0)]
+    worker_copy = stored(data, job.job_id)
+    assert data.claim(worker_copy, "w", 30)
+    data.heartbeat(worker_copy, "w", 30)  # no change of status or progress: no entry
+    data.heartbeat(worker_copy, "w", 30, progress=40)
+    data.complete(worker_copy, "w", {"echo": 1})
+    final = stored(data, job.job_id)
+    assert history(data, job.job_id) == [
+        (1, "PENDING", 0, 0),
+        (2, "PROCESSING", 0, 1),
+        (4, "PROCESSING", 40, 1),  # version 3 was the plain heartbeat
+        (final.version, "COMPLETED", 100, 1),
+    ]
+    assert [c.at for c in final.history or []][-1] == final.updated_at
+
+
+def test_a_change_after_another_writer_moved_the_version_is_still_recorded_once(
+    data: JobDataService,
+) -> None:
+    job = new_job(data)
+    owner = stored(data, job.job_id)
+    assert data.claim(owner, "w", 30)
+    # Another write (no change of status or progress) bumps the version under the owner.
+    other = stored(data, job.job_id)
+    other.update([JobTable.resends.set(1)], add_version_condition=False)
+    data.heartbeat(owner, "w", 30, progress=70)  # re-reads, still its claim: writes again
+    current = stored(data, job.job_id)
+    assert current.progress == 70 and current.version == other.version + 1
+    entries = history(data, job.job_id)
+    assert entries[-1] == (current.version, "PROCESSING", 70, 1)
+    assert [e[0] for e in entries] == sorted({e[0] for e in entries})
+    # A worker whose claim was taken over still writes nothing.
+    taken = stored(data, job.job_id)
+    taken.update([JobTable.claim_token.set("other")], add_version_condition=False)
+    with pytest.raises(LeaseLostError):
+        data.heartbeat(owner, "w", 30, progress=80)
+    assert stored(data, job.job_id).progress == 70
+
+
+def test_the_history_keeps_the_last_changes_only(
+    data: JobDataService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app_lib.features.jobs import data_service
+
+    monkeypatch.setattr(data_service, "HISTORY_LIMIT", 4)
+    job = new_job(data)
+    owner = stored(data, job.job_id)
+    assert data.claim(owner, "w", 30)
+    for percent in range(10, 70, 10):
+        data.heartbeat(owner, "w", 30, progress=percent)
+    entries = history(data, job.job_id)
+    assert [progress for _, _, progress, _ in entries] == [30, 40, 50, 60]
+    assert entries[-1][0] == stored(data, job.job_id).version
+
+
+def test_cancel_records_the_change_and_survives_a_concurrent_resend(
+    data: JobDataService, jobs_queue: JobQueue, echo_type: str
+) -> None:
+    job = submit(data, jobs_queue, echo_type, {"value": 1}).job
+    stale = stored(data, job.job_id)
+    # A sweep's re-send moved the version on (no change of status): the cancel still applies.
+    other = stored(data, job.job_id)
+    other.update([JobTable.resends.set(1)], add_version_condition=False)
+    cancelled = data.cancel(stale)
+    assert cancelled.status == JobStatus.CANCELLED
+    assert history(data, job.job_id) == [(1, "PENDING", 0, 0), (3, "CANCELLED", 0, 0)]
+
+
+def test_params_that_leave_no_room_for_the_rest_of_the_job_are_413(
+    data: JobDataService, jobs_queue: JobQueue, register: object
+) -> None:
+    from pydantic import BaseModel
+
+    from app_lib.common.errors import ItemTooLargeError
+    from app_lib.features.jobs.service import MAX_PARAMS_BYTES
+
+    class Blob(BaseModel):
+        blob: str
+
+    register("test.blob", Blob, lambda params, progress: {})  # type: ignore[operator]
+    with pytest.raises(ItemTooLargeError):
+        submit(data, jobs_queue, "test.blob", {"blob": "x" * MAX_PARAMS_BYTES})
+    assert sum(1 for _ in JobTable.scan()) == 0
+    # Just below the limit: stored, and the job can still record its changes.
+    job = submit(data, jobs_queue, "test.blob", {"blob": "x" * (MAX_PARAMS_BYTES - 100)}).job
+    owner = stored(data, job.job_id)
+    assert data.claim(owner, "w", 30)
+    for percent in range(1, 101):
+        data.heartbeat(owner, "w", 30, progress=percent)
+    data.complete(owner, "w", {})
+    assert stored(data, job.job_id).status == JobStatus.COMPLETED

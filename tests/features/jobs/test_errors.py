@@ -16,8 +16,9 @@ from pynamodb.exceptions import PutError
 from app_lib.common.errors import ConflictError
 from app_lib.common.jobs import Progress
 from app_lib.features.jobs.data_service import JobDataService
+from app_lib.features.jobs.processor import ErrorCode, describe
 from app_lib.features.jobs.queue import JobQueue
-from app_lib.features.jobs.worker import ErrorCode, Worker, describe
+from app_lib.features.jobs.runner import Worker
 from tests.features.jobs.conftest import MAX_ATTEMPTS, Calls, NoParams, finished, work_until
 
 JOBS = "/api/v1/jobs"
@@ -68,7 +69,7 @@ def test_a_failed_job_shows_a_code_and_a_sentence_never_the_upstream_text(
     error: Exception,
     code: str,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="app_lib.features.jobs.worker"):
+    with caplog.at_level(logging.WARNING, logger="app_lib.features.jobs.processor"):
         job = run_failing(client, worker, data, register, error)
     assert job["status"] == "FAILED" and job["attempts"] == MAX_ATTEMPTS
     assert job["error"]["code"] == code

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from app_lib.features.jobs.data_service import JobDataService
 from app_lib.features.jobs.queue import JobQueue
-from app_lib.features.jobs.worker import Worker
+from app_lib.features.jobs.runner import Worker
 from app_lib.features.passengers.seed import load_file
 from tests.features.jobs.conftest import dead_letters, finished, work_until
 

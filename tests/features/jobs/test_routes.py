@@ -17,15 +17,15 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from app_lib.common.config import Settings
-from app_lib.common.feature import Startup
+from app_lib.common.feature import Startup, feature_state
 from app_lib.common.jobs import Progress
 from app_lib.features.jobs import queue as queues
-from app_lib.features.jobs import routes
-from app_lib.features.jobs import worker as workers
+from app_lib.features.jobs import routes, runner
 from app_lib.features.jobs.data_service import JobDataService
 from app_lib.features.jobs.queue import JobQueue, default_queue_name
+from app_lib.features.jobs.runner import Worker
+from app_lib.features.jobs.settings import JobsSettings, get_jobs_settings
 from app_lib.features.jobs.table import JobKeyTable, JobStatus, JobTable
-from app_lib.features.jobs.worker import Worker
 from tests.factories import record_operations
 from tests.features.jobs.conftest import (
     DEADLINE,
@@ -33,6 +33,7 @@ from tests.features.jobs.conftest import (
     finished,
     message_counts,
     stored,
+    use_queue,
     work_until,
 )
 
@@ -99,9 +100,9 @@ def test_bad_params_are_422_naming_the_field_and_nothing_is_written(
 
 
 def test_submit_without_a_queue_is_503_and_writes_nothing(
-    client: TestClient, echo_type: str, dynamodb_endpoint: str
+    app: FastAPI, client: TestClient, echo_type: str, dynamodb_endpoint: str
 ) -> None:
-    assert queues.current() is None
+    assert feature_state(app, "jobs") is None
     response = client.post(JOBS, json={"type": echo_type, "params": {"value": 1}})
     assert response.status_code == 503
     assert response.headers["content-type"] == PROBLEM
@@ -111,6 +112,7 @@ def test_submit_without_a_queue_is_503_and_writes_nothing(
 
 @pytest.mark.parametrize("key", [None, "key-1"])
 def test_failed_send_is_503_and_leaves_no_job_or_key(
+    app: FastAPI,
     client: TestClient,
     jobs_queue: JobQueue,
     settings: Settings,
@@ -119,7 +121,7 @@ def test_failed_send_is_503_and_leaves_no_job_or_key(
     key: str | None,
 ) -> None:
     missing = JobQueue(jobs_queue.url + "-missing", region=settings.aws_region, retries=0)
-    queues.configure(missing, settings)
+    use_queue((app,), missing)
     headers = {"Idempotency-Key": key} if key else {}
     body = {"type": echo_type, "params": {"value": 1}}
     response = client.post(JOBS, json=body, headers=headers)
@@ -127,7 +129,7 @@ def test_failed_send_is_503_and_leaves_no_job_or_key(
     assert response.headers["content-type"] == PROBLEM
     assert_nothing_written(jobs_queue, dynamodb_endpoint)
     # With the queue back, the same request (and key) creates the job.
-    queues.configure(jobs_queue, settings)
+    use_queue((app,), jobs_queue)
     retry = client.post(JOBS, json=body, headers=headers)
     assert retry.status_code == 202 and "Idempotent-Replayed" not in retry.headers
     assert count_rows(JobTable) == 1
@@ -509,6 +511,7 @@ def test_embedded_start_up_creates_the_queue_and_its_dead_letter_queue(
     settings: Settings, dynamodb_endpoint: str, tables: str
 ) -> None:
     embedded = settings.model_copy(update={"dynamodb_host": "embedded", "app_namespace": tables})
+    jobs = get_jobs_settings()
     queue = queues.start(Startup(embedded, dynamodb_endpoint))
     try:
         assert queue is not None and queue.url.endswith("/" + default_queue_name(embedded))
@@ -516,15 +519,14 @@ def test_embedded_start_up_creates_the_queue_and_its_dead_letter_queue(
         attributes = sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["All"])[
             "Attributes"
         ]
-        assert attributes["VisibilityTimeout"] == str(settings.jobs_visibility_timeout)
+        assert attributes["VisibilityTimeout"] == str(jobs.jobs_visibility_timeout)
         redrive = json.loads(attributes["RedrivePolicy"])
-        assert int(redrive["maxReceiveCount"]) == settings.jobs_max_attempts + 1
+        assert int(redrive["maxReceiveCount"]) == jobs.jobs_max_attempts + 1
         dead_letter = queue.dead_letter_url()
         assert dead_letter and dead_letter.endswith(default_queue_name(embedded) + "-dlq")
         # Not embedded and no JOBS_QUEUE_URL: no queue (submits answer 503).
         assert queues.start(Startup(settings, dynamodb_endpoint)) is None
     finally:
-        queues.configure(None)
         if queue is not None:
             sqs.delete_queue(QueueUrl=queue.url)
             sqs.delete_queue(QueueUrl=str(queue.dead_letter_url()))
@@ -533,11 +535,11 @@ def test_embedded_start_up_creates_the_queue_and_its_dead_letter_queue(
 def test_dev_worker_thread_runs_jobs_end_to_end(
     client: TestClient, jobs_queue: JobQueue, settings: Settings, echo_type: str
 ) -> None:
-    assert workers.start_background(Startup(settings, None, jobs_queue)) is None  # RUN_WORKER=false
-    queues.configure(jobs_queue, settings.model_copy(update={"run_worker": True}))
-    stop = workers.start_background(
-        Startup(settings.model_copy(update={"run_worker": True}), None, jobs_queue)
-    )
+    assert runner.start_background(Startup(settings, None, jobs_queue)) is None  # RUN_WORKER=false
+    run_worker = JobsSettings(_env_file=None, run_worker=True)  # type: ignore[call-arg]
+    # No queue in the state (none configured): no thread either.
+    assert runner.start_background(Startup(settings, None, None), run_worker) is None
+    stop = runner.start_background(Startup(settings, None, jobs_queue), run_worker)
     assert stop is not None
     try:
         location = client.post(
@@ -560,3 +562,23 @@ def test_worker_of_a_submitted_job_over_http(
     body = client.get(f"{JOBS}/{job_id}").json()
     assert body["status"] == "COMPLETED" and body["result"] == {"echo": 11}
     assert body["progress"] == 100 and body["finished_at"] and body["expires_at"]
+
+
+def test_each_app_submits_to_the_queue_its_start_up_gave_it(
+    app: FastAPI,
+    client: TestClient,
+    jobs_queue: JobQueue,
+    settings: Settings,
+    echo_type: str,
+) -> None:
+    from app_lib.main import create_app
+
+    other_app = create_app(settings, manage_database=False)
+    assert feature_state(other_app, "jobs") is None  # nothing shared between apps
+    with TestClient(other_app) as other:
+        # No queue in that app's state: 503, while this app's submit is queued.
+        assert other.post(JOBS, json={"type": echo_type, "params": {"value": 1}}).status_code == 503
+        job_id = client.post(JOBS, json={"type": echo_type, "params": {"value": 2}}).json()["id"]
+    assert [json.loads(m.body)["job_id"] for m in jobs_queue.receive(10, wait_seconds=1)] == [
+        job_id
+    ]

@@ -14,16 +14,11 @@ from fastapi.testclient import TestClient
 from app_lib.common.errors import ServiceUnavailableError
 from app_lib.features.jobs import routes
 from app_lib.features.jobs.data_service import JobDataService, utcnow
+from app_lib.features.jobs.processor import JobProcessor
 from app_lib.features.jobs.queue import JobQueue
+from app_lib.features.jobs.runner import MAX_RESENDS, Sweeper, Worker, sweep
 from app_lib.features.jobs.service import submit
 from app_lib.features.jobs.table import JobStatus, JobTable
-from app_lib.features.jobs.worker import (
-    MAX_RESENDS,
-    JobProcessor,
-    Sweeper,
-    Worker,
-    sweep,
-)
 from tests.features.jobs.conftest import (
     VISIBILITY,
     Calls,

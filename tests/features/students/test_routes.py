@@ -83,7 +83,13 @@ def test_put_replaces_every_field(client: TestClient) -> None:
     replacement = {key: value for key, value in body(2).items() if key != "student_id"}
     response = client.put(url, json=replacement, headers={"If-Match": '"1"'})
     assert response.status_code == 200, response.text
-    assert response.json() == {**replacement, "student_id": created["student_id"]}
+    grades = replacement["grades"]
+    average = round(sum(grades) / len(grades), 2)
+    assert response.json() == {
+        **replacement,
+        "student_id": created["student_id"],
+        "average": average,
+    }
     assert response.headers["ETag"] == '"2"'
     assert client.get(url).json() == response.json()
 

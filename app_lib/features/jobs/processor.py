@@ -1,4 +1,4 @@
-"""Running jobs: one message -> claim, run, record; shared by the long-poll loop and Lambda.
+"""Processing one job message: claim, run, record; shared by the long-poll loop and Lambda.
 
 Guarantees:
 - A job runs only under a claim (a conditional update); a finished job is never run again.
@@ -8,9 +8,10 @@ Guarantees:
   copied to the dead-letter queue.
 - A failed job records a stable code (`ErrorCode`) and a sentence, never exception text (that
   goes to the log).
-- An unfinished job whose message was lost (a submit that could neither queue nor withdraw it;
-  a queue that lost its messages) is found by the sweep, which sends its message again, or in
-  the end marks it FAILED.
+- A handler's result is validated against its job type's result model; one that is not valid
+  fails the job at once (`invalid_result`).
+
+The polling loop, the sweep and the worker thread are in `runner`.
 """
 
 from __future__ import annotations
@@ -21,16 +22,13 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app_lib.common.aws_errors import translate
-from app_lib.common.config import Settings
 from app_lib.common.dto import renderable_json_object
 from app_lib.common.errors import (
     AppError,
@@ -39,23 +37,16 @@ from app_lib.common.errors import (
     ServiceUnavailableError,
     UnprocessableError,
 )
-from app_lib.common.jobs import job_type
-from app_lib.common.startup import Startup
-from app_lib.features.jobs import queue as queues
-from app_lib.features.jobs.data_service import JobDataService, LeaseLostError, utcnow
-from app_lib.features.jobs.queue import JobQueue, QueueMessage
+from app_lib.common.jobs import JobType, job_type
+from app_lib.features.jobs.data_service import JobDataService, LeaseLostError
+from app_lib.features.jobs.queue import JobQueue
+from app_lib.features.jobs.settings import JobsSettings
 from app_lib.features.jobs.table import JobStatus, JobTable
 
 log = logging.getLogger(__name__)
 
 # Longest error sentence a job records (the row has room; people read it).
 _MAX_ERROR = 4000
-# The sweep: jobs looked at per status and sweep, and messages re-sent for one job before it is
-# marked FAILED. The n-th re-send waits 2 x the visibility timeout x 2^n after the last change
-# (60 s, 120 s, 240 s, 480 s, then 960 s to FAILED with the 30 s default: a backlog of about
-# half an hour is tolerated).
-SWEEP_BATCH = 25
-MAX_RESENDS = 4
 
 
 class Outcome(StrEnum):
@@ -71,7 +62,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_TYPE = "unknown_type"  # no worker knows the job type
     HANDLER_FAILED = "handler_failed"  # the handler raised (a bug or a fault): retried
     DATABASE_UNAVAILABLE = "database_unavailable"  # the database or queue did not answer: retried
-    INVALID_RESULT = "invalid_result"  # the handler returned something that is not a JSON object
+    INVALID_RESULT = "invalid_result"  # the handler's result does not fit its type's result model
     RESULT_TOO_LARGE = "result_too_large"  # the result does not fit in the job's row
     GAVE_UP = "gave_up"  # every attempt's worker stopped before recording an outcome
     TIMED_OUT_UNQUEUED = "timed_out_unqueued"  # its messages were lost; re-sent, none arrived
@@ -108,8 +99,8 @@ class WorkerConfig:
     visibility_timeout: int = 30
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WorkerConfig:
-        return cls(settings.jobs_max_attempts, settings.jobs_visibility_timeout)
+    def from_settings(cls, jobs: JobsSettings) -> WorkerConfig:
+        return cls(jobs.jobs_max_attempts, jobs.jobs_visibility_timeout)
 
     @property
     def lease_seconds(self) -> float:
@@ -231,15 +222,7 @@ class JobProcessor:
             raise _PermanentError(_fields(error)) from error
         except ValueError as error:
             raise _PermanentError("params") from error
-        result = found.handler(params, lease.progress)
-        # Stored as JSON and shown by the API: anything else fails here, inside the attempt.
-        try:
-            loaded: Any = json.loads(json.dumps(result))
-        except (TypeError, ValueError) as error:
-            raise _InvalidResultError("the result is not JSON") from error
-        if not renderable_json_object(loaded):
-            raise _InvalidResultError("the result is not a JSON object the API can show")
-        return dict(loaded)
+        return valid_result(found, found.handler(params, lease.progress))
 
     def _fail(self, job: JobTable, token: str, body: str, failure: JobFailure) -> Outcome:
         self.data.fail(job, token, failure.code, failure.message)
@@ -349,7 +332,8 @@ def describe(error: Exception) -> JobFailure:
     if isinstance(error, _PermanentError):
         return JobFailure(ErrorCode.INVALID_PARAMS, _cut(str(error)), True)
     if isinstance(error, _InvalidResultError):
-        return JobFailure(ErrorCode.INVALID_RESULT, str(error))
+        # The same handler returns the same kind of thing next time: no retry.
+        return JobFailure(ErrorCode.INVALID_RESULT, _cut(str(error)), True)
     if isinstance(error, _UnknownJobTypeError):
         return JobFailure(ErrorCode.UNKNOWN_TYPE, "no worker knows this job type")
     mapped = error if isinstance(error, AppError) else _translate(error)
@@ -389,11 +373,33 @@ def _for_log(error: BaseException) -> str:
     return " <- ".join(parts)
 
 
-def _fields(error: ValidationError) -> str:
+def valid_result(found: JobType, value: object) -> dict[str, Any]:
+    """The handler's result as the job stores it: validated against the job type's result model
+    and dumped as JSON (an instance of another model is validated from its fields). Anything
+    else raises `_InvalidResultError` (the job fails with `invalid_result`), naming the fields,
+    never the values."""
+    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    try:
+        model = found.result.model_validate(data)
+    except ValidationError as error:
+        raise _InvalidResultError(
+            f"the result is not a valid {found.result.__name__}: {_fields(error, 'result')}"
+        ) from error
+    # Stored as JSON and shown by the API: anything else fails here, inside the attempt.
+    try:
+        loaded: Any = json.loads(json.dumps(model.model_dump(mode="json")))
+    except (TypeError, ValueError) as error:
+        raise _InvalidResultError("the result is not JSON") from error
+    if not renderable_json_object(loaded):
+        raise _InvalidResultError("the result is not a JSON object the API can show")
+    return dict(loaded)
+
+
+def _fields(error: ValidationError, root: str = "params") -> str:
     """`params.rows.0.age: Input should be ...; ...`: where and what, never the input."""
     parts = []
     for item in error.errors():
-        where = ".".join(["params", *(str(part) for part in item["loc"])])
+        where = ".".join([root, *(str(part) for part in item["loc"])])
         parts.append(f"{where}: {item['msg']}")
     return "; ".join(parts)
 
@@ -412,195 +418,3 @@ def _job_id(body: str) -> str:
     if not isinstance(job_id, str) or not job_id:
         raise ValueError("no job_id")
     return job_id
-
-
-@dataclass
-class SweepResult:
-    resent: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-
-
-def sweep(
-    processor: JobProcessor, now: datetime | None = None, limit: int = SWEEP_BATCH
-) -> SweepResult:
-    """Send the message again for unfinished jobs nothing has touched for a while: PENDING ones
-    (a submit that could neither queue nor withdraw) and PROCESSING ones whose lease ran out
-    (the message of a retry lost, e.g. with a queue that did not persist). SQS cannot say
-    whether a job has a message, so: whose `updated_at` is older than 2 x the visibility
-    timeout, doubling after each re-send. Each re-send is first recorded on the row with a
-    conditional update, so of several sweepers one re-sends per period; a duplicate message is
-    harmless (claims are conditional: a job runs once). After MAX_RESENDS without a worker
-    taking the job it is FAILED (`timed_out_unqueued`). At most `limit` jobs per status, oldest
-    first."""
-    data, queue = processor.data, processor.queue
-    result = SweepResult()
-    if queue is None:
-        return result
-    now = now or utcnow()
-    period = timedelta(seconds=2 * processor.config.visibility_timeout)
-    stale = [
-        job
-        for status in (JobStatus.PENDING, JobStatus.PROCESSING)
-        for job in data.stale(status, now - period, limit)
-    ]
-    for job in stale:
-        resends = int(job.resends or 0)
-        quiet_since = now - period * 2 ** min(resends, MAX_RESENDS)
-        if job.updated_at >= quiet_since:
-            continue  # re-sent recently: its message may still be on its way to a worker
-        if resends >= MAX_RESENDS:
-            message = (
-                f"no worker took the job: it stayed {job.status} although its message was sent "
-                f"again {resends} times"
-            )
-            if data.fail_stale(job, ErrorCode.TIMED_OUT_UNQUEUED, message):
-                log.warning("job %s failed: %s", job.job_id, message, extra={"job_id": job.job_id})
-                result.failed.append(job.job_id)
-            continue
-        if not data.record_resend(job, quiet_since, now):
-            continue  # claimed, cancelled or re-sent by another sweeper meanwhile
-        try:
-            queue.send({"job_id": job.job_id})
-        except Exception:
-            # Recorded but not sent: the next period sends it again (or, in the end, fails it).
-            log.warning("could not re-send job %s", job.job_id, exc_info=True)
-            continue
-        log.warning(
-            "re-sent the message of %s job %s",
-            job.status,
-            job.job_id,
-            extra={"job_id": job.job_id, "resends": resends + 1},
-        )
-        result.resent.append(job.job_id)
-    return result
-
-
-class Sweeper:
-    """Runs `sweep` at most once per visibility timeout in this process; never raises."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._next = 0.0
-
-    def maybe_sweep(self, processor: JobProcessor) -> SweepResult | None:
-        now = self._clock()
-        with self._lock:
-            if now < self._next:
-                return None
-            self._next = now + processor.config.visibility_timeout
-        try:
-            return sweep(processor)
-        except Exception as error:
-            log.warning("jobs sweep failed: %s", error)
-            return None
-
-
-# The process's sweeper: shared by its worker threads and the Lambda path (one sweep per period).
-PROCESS_SWEEPER = Sweeper()
-
-
-class Worker:
-    """The long-poll loop: receive one message, process it, delete it when DONE; and, at most
-    once per visibility timeout, sweep for unfinished jobs whose message was lost."""
-
-    def __init__(
-        self, processor: JobProcessor, queue: JobQueue, sweeper: Sweeper | None = None
-    ) -> None:
-        self.processor = processor
-        self.queue = queue
-        self.sweeper = sweeper or PROCESS_SWEEPER
-        # True while a received message is being processed (not while long-polling).
-        self.busy = False
-
-    def run_once(self, wait_seconds: int | None = None) -> list[tuple[QueueMessage, Outcome]]:
-        """One receive (up to `wait_seconds` long) and the processing of what it returned."""
-        # One message at a time: others received with it would wait, invisible, meanwhile.
-        done = []
-        for message in self.queue.receive(1, wait_seconds):
-            self.busy = True
-            try:
-                outcome = self.processor.process_message(
-                    message.body, message.receive_count, message.receipt_handle
-                )
-                if outcome is Outcome.DONE:
-                    self.queue.delete(message.receipt_handle)
-            finally:
-                self.busy = False
-            done.append((message, outcome))
-        return done
-
-    def run(self, stop: threading.Event) -> None:
-        """Until `stop` is set; errors (the queue or database away) are logged and retried."""
-        while not stop.is_set():
-            try:
-                self.run_once()
-                self.sweeper.maybe_sweep(self.processor)
-            except Exception as error:
-                if stop.is_set():
-                    return
-                log.warning("jobs worker: %s", error)
-                stop.wait(2.0)
-
-
-def make_worker(settings: Settings, queue: JobQueue) -> Worker:
-    data = JobDataService(ttl=timedelta(days=settings.jobs_ttl_days))
-    return Worker(JobProcessor(data, queue, WorkerConfig.from_settings(settings)), queue)
-
-
-def start_background(startup: Startup) -> Callable[[], None] | None:
-    """Feature background hook: one worker thread inside the API process (dev, `make run`)."""
-    settings, queue = startup.settings, startup.state
-    if not isinstance(queue, JobQueue) or not settings.run_worker:
-        return None
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=make_worker(settings, queue).run, args=(stop,), name="jobs-worker", daemon=True
-    )
-    thread.start()
-    log.info("jobs worker thread started", extra={"queue": queue.url})
-
-    def stop_worker() -> None:
-        stop.set()
-        # A long poll in flight ends by itself; the daemon thread does not hold up the exit.
-        thread.join(timeout=2.0)
-
-    return stop_worker
-
-
-def run_workers(settings: Settings, threads: int = 1) -> int:
-    """`python -m app_lib worker`: long-poll the queue until SIGINT/SIGTERM."""
-    from app_lib.common import feature as features
-    from app_lib.common.lifecycle import open_database
-
-    # Every feature: their tables (handlers read them) and their job types. The same start-up
-    # path as the server's; seeding is the server's business.
-    database = open_database(settings, features.discover(), seed=False)
-    try:
-        return _poll(settings, threads)
-    finally:
-        database.close()
-
-
-def _poll(settings: Settings, threads: int) -> int:
-    import signal
-
-    queue = queues.current()
-    if queue is None:
-        log.error("JOBS_QUEUE_URL is not set: nothing to poll")
-        return 2
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    workers = [make_worker(settings, queue) for _ in range(threads)]
-    for n, worker in enumerate(workers):
-        # Daemons: an idle long poll is abandoned at exit (a message it might still receive
-        # stays invisible for one visibility timeout, then reappears; nothing is lost).
-        threading.Thread(target=worker.run, args=(stop,), name=f"worker-{n}", daemon=True).start()
-    log.info("jobs workers polling", extra={"queue": queue.url, "threads": threads})
-    stop.wait()
-    # Let the jobs in progress finish: their messages are deleted once their results are written.
-    while any(worker.busy for worker in workers):
-        time.sleep(0.2)
-    log.info("jobs workers stopped")
-    return 0

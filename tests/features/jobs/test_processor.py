@@ -1,4 +1,5 @@
-"""The worker against the real moto server: DynamoDB for jobs, SQS for messages."""
+"""Processing job messages (and the polling worker that feeds it) against the real moto server:
+DynamoDB for jobs, SQS for messages."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, Field
 
-from app_lib.common.config import Settings
 from app_lib.common.errors import UnprocessableError
 from app_lib.common.jobs import Progress
 from app_lib.features.jobs.data_service import JobDataService
+from app_lib.features.jobs.processor import JobProcessor, Outcome
 from app_lib.features.jobs.queue import JobQueue
+from app_lib.features.jobs.runner import Worker
 from app_lib.features.jobs.service import submit
 from app_lib.features.jobs.table import JobStatus
-from app_lib.features.jobs.worker import JobProcessor, Outcome, Worker
 from tests.features.jobs.conftest import (
     MAX_ATTEMPTS,
     Calls,
@@ -246,15 +248,55 @@ def test_cancelled_job_is_not_run(
     assert message_counts(jobs_queue.url, dynamodb_endpoint) == (0, 0)
 
 
-def test_worker_command_refuses_the_embedded_database(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+# ----- results: validated against the job type's result model ----------------------------------
+
+
+class Counted(BaseModel):
+    count: int = Field(ge=0)
+
+
+def test_a_result_that_does_not_fit_its_model_fails_the_job_at_once(
+    data: JobDataService,
+    jobs_queue: JobQueue,
+    worker: Worker,
+    register: Callable[..., None],
+    dynamodb_endpoint: str,
 ) -> None:
-    # The embedded server lives inside `make run` (which has its own worker thread).
-    import argparse
+    register("test.bad-result", NoParams, lambda params, progress: {"count": -1}, Counted)
+    job = submit(data, jobs_queue, "test.bad-result", {}).job
+    work_until(worker, finished(data, job.job_id))
+    failed = stored(data, job.job_id)
+    # Permanent: the same handler returns the same thing next time, so no second attempt.
+    assert failed.status == JobStatus.FAILED and failed.attempts == 1
+    assert failed.error_code == "invalid_result" and failed.result is None
+    assert failed.error is not None
+    assert failed.error.startswith("the result is not a valid Counted: result.count: ")
+    assert "-1" not in failed.error  # where and what, never the value
+    assert [letter["job_id"] for letter in dead_letters(jobs_queue, dynamodb_endpoint)] == [
+        job.job_id
+    ]
 
-    import app_lib.__main__ as cli
 
-    embedded = settings.model_copy(update={"dynamodb_host": "embedded"})
-    monkeypatch.setattr(cli, "get_settings", lambda: embedded)
-    assert cli._worker(argparse.Namespace(threads=1)) == 2
-    assert "DYNAMODB_HOST is 'embedded'" in capsys.readouterr().err
+def test_a_result_model_instance_is_stored_as_its_json(
+    data: JobDataService,
+    jobs_queue: JobQueue,
+    worker: Worker,
+    register: Callable[..., None],
+) -> None:
+    register("test.model-result", NoParams, lambda params, progress: Counted(count=3), Counted)
+    job = submit(data, jobs_queue, "test.model-result", {}).job
+    work_until(worker, finished(data, job.job_id))
+    done = stored(data, job.job_id)
+    assert done.status == JobStatus.COMPLETED and done.result == {"count": 3}
+
+
+def test_a_result_is_validated_and_dumped_through_its_model() -> None:
+    from app_lib.common.jobs import JobType
+    from app_lib.features.jobs.processor import _InvalidResultError, valid_result
+
+    found = JobType("test.x", NoParams, lambda params, progress: {}, Counted)
+    assert valid_result(found, {"count": "4"}) == {"count": 4}
+    assert valid_result(found, Counted(count=2)) == {"count": 2}
+    for bad in ({}, {"count": "many"}, [1], None):
+        with pytest.raises(_InvalidResultError):
+            valid_result(found, bad)
