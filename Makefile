@@ -15,6 +15,11 @@ DYNALITE_DIR := tests/dynalite
 DYNALITE_STAMP := $(DYNALITE_DIR)/node_modules/.installed
 DYNALITE_SUITES := tests/common/data tests/features/passengers tests/concurrency
 
+# openapi-typescript, openapi-fetch and typescript (npm, pinned by tests/clients/node/package-lock.json):
+# tests/clients generates a TypeScript client from /openapi.json and compiles it with tsc --strict.
+CLIENTS_NODE_DIR := tests/clients/node
+CLIENTS_NODE_STAMP := $(CLIENTS_NODE_DIR)/node_modules/.installed
+
 .PHONY: install run dev reset test lint format bench worker seed container-smoke clean
 
 $(UV):
@@ -49,13 +54,20 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy --strict app_lib
 	$(VENV)/bin/lint-imports
 
-test: lint cfn-lint $(DYNALITE_STAMP) chromium  ## lint + the whole suite on moto's server, then test-dynalite
+test: lint cfn-lint $(DYNALITE_STAMP) $(CLIENTS_NODE_STAMP) chromium  ## lint + the whole suite on moto's server, then test-dynalite
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory test-dynalite
 
 $(DYNALITE_STAMP): $(DYNALITE_DIR)/package.json $(DYNALITE_DIR)/package-lock.json
 	npm ci --prefix $(DYNALITE_DIR) --ignore-scripts --no-audit --no-fund
 	touch $(DYNALITE_STAMP)
+
+$(CLIENTS_NODE_STAMP): $(CLIENTS_NODE_DIR)/package.json $(CLIENTS_NODE_DIR)/package-lock.json
+	npm ci --prefix $(CLIENTS_NODE_DIR) --ignore-scripts --no-audit --no-fund
+	touch $(CLIENTS_NODE_STAMP)
+
+.PHONY: clients-node
+clients-node: $(CLIENTS_NODE_STAMP)  ## install tests/clients/node (the TypeScript client generator and tsc)
 
 .PHONY: chromium
 chromium:  ## headless Chromium for the /docs test: Debian's package, installed when missing

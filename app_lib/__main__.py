@@ -118,6 +118,22 @@ def _seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> int:
+    """A token of the dev issuer (AUTH_MODE=dev), on stdout alone."""
+    from app_lib.common.auth import DevIssuer
+
+    settings = get_settings()
+    mode = settings.effective_auth_mode
+    if mode != "dev":
+        print(f"token: AUTH_MODE is {mode!r}; tokens come from your issuer", file=sys.stderr)
+        return 2
+    if not settings.data_dir:
+        print("token: DATA_DIR is empty, so the app's dev key lives in its memory", file=sys.stderr)
+        return 2
+    print(DevIssuer.from_settings(settings).sign(args.sub, args.scope, args.ttl))
+    return 0
+
+
 def _new_feature(args: argparse.Namespace) -> int:
     from app_lib.common.scaffold import ScaffoldError, generate, make_spec
 
@@ -170,6 +186,19 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("feature")
     seed.add_argument("--file", type=Path, help="CSV file (default: the bundled data)")
     seed.set_defaults(run=_seed)
+    token = commands.add_parser(
+        "token",
+        help="print a token of the dev issuer (AUTH_MODE=dev), e.g. for curl",
+        description="Signs with the key in DATA_DIR/auth (the one `make run` verifies with).",
+    )
+    token.add_argument("--sub", required=True, help="the caller (a user id)")
+    token.add_argument(
+        "--scope", default="", help='space-separated scopes, e.g. "passengers:write" or admin'
+    )
+    token.add_argument(
+        "--ttl", type=int, default=3600, help="seconds it is valid (negative: already expired)"
+    )
+    token.set_defaults(run=_token)
     new = commands.add_parser(
         "new-feature",
         help="generate a CRUD feature: routes, DTOs, table, tests, CloudFormation table",

@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from app_lib import __version__
 from app_lib.common import feature as features
+from app_lib.common.auth import install_auth
 from app_lib.common.config import Settings, get_settings
 from app_lib.common.docs import install_docs
 from app_lib.common.feature import Startup
@@ -18,6 +20,7 @@ from app_lib.common.health import router as health_router
 from app_lib.common.lifecycle import open_database
 from app_lib.common.logging import configure_logging
 from app_lib.common.middleware import RequestIdMiddleware
+from app_lib.common.openapi import operation_id
 from app_lib.common.problems import install_error_handlers
 from app_lib.common.request_checks import check_request, document_request_checks
 
@@ -66,15 +69,32 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         # Served by install_docs from local assets: FastAPI's own pages need a CDN.
         docs_url=None,
         redoc_url=None,
+        # Operation ids are the route functions' names (list_passengers): readable client code.
+        generate_unique_id_function=operation_id,
     )
     # Each feature's on_start result, by name (`feature_state`); tests may fill it themselves.
     app.state.features = {}
     install_docs(app)
     install_error_handlers(app)
+    install_auth(app, settings)
     app.add_middleware(RequestIdMiddleware)
+    if settings.cors_origin_list:
+        # Outermost, so preflights are answered before anything else; listed origins only, and
+        # no credentials (bearer tokens travel in a header the browser sends when told to).
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "Last-Event-ID"],
+            expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
+            allow_credentials=False,
+            max_age=600,
+        )
     app.include_router(health_router)
     for feature in found:
-        app.include_router(feature.router, prefix=API_PREFIX)
+        app.include_router(
+            feature.router, prefix=API_PREFIX, dependencies=list(feature.dependencies)
+        )
         # Root routes serve the Lambda worker (the adapter's pass-through POST /events): only a
         # process that runs as that worker mounts them (LAMBDA_WORKER=true).
         if feature.root_router is not None and settings.lambda_worker:

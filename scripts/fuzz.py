@@ -42,7 +42,9 @@ SCHEMA_CHECKS = (
 App = ServedApp
 
 
-def run_schemathesis(args: argparse.Namespace, url: str, report_dir: Path) -> int | None:
+def run_schemathesis(
+    args: argparse.Namespace, url: str, report_dir: Path, token: str
+) -> int | None:
     """schemathesis run, its output both on the terminal and in report_dir; None on timeout."""
     command = [
         sys.executable,
@@ -59,6 +61,10 @@ def run_schemathesis(args: argparse.Namespace, url: str, report_dir: Path) -> in
         PHASES,
         "--seed",
         str(args.seed),
+        # An admin's token: every operation is reachable (schemathesis' `ignored_auth` check
+        # still sends requests without it, which must be refused).
+        "--header",
+        f"Authorization: Bearer {token}",
         "--max-examples",
         str(args.max_examples),
         "--report",
@@ -72,7 +78,7 @@ def run_schemathesis(args: argparse.Namespace, url: str, report_dir: Path) -> in
         "--report-junit-path",
         str(report_dir / "junit.xml"),
     ]
-    print("+ " + " ".join(command[1:]), flush=True)
+    print("+ " + " ".join(command[1:]).replace(token, "<token>"), flush=True)
     deadline = time.monotonic() + args.timeout
     with (report_dir / "schemathesis.txt").open("wb") as transcript:
         process = subprocess.Popen(  # noqa: S603 (our interpreter, our arguments)
@@ -269,10 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     app = App(report_dir / "app.log", report_dir / "data")
     code: int | None = None
     try:
+        token = app.token()
         app.start()
         print(f"fuzz: app on http://127.0.0.1:{app.port} (log: {app.log_path})", flush=True)
         print(f"fuzz: ready in {app.wait_ready(args.ready_timeout):.1f}s", flush=True)
-        code = run_schemathesis(args, f"http://127.0.0.1:{app.port}/openapi.json", report_dir)
+        url = f"http://127.0.0.1:{app.port}/openapi.json"
+        code = run_schemathesis(args, url, report_dir, token)
     except RuntimeError as error:
         print(f"fuzz: {error}", file=sys.stderr)
         return 2

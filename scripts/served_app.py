@@ -70,10 +70,13 @@ class ServedApp:
             # `make run`'s defaults, set here so that a .env cannot point the script elsewhere.
             "DYNAMODB_HOST": "embedded",
             "SEED_ON_START": "true",
+            "RUN_WORKER": "true",  # jobs run, as under `make run`
             # A fresh database of its own: never the developer's .data/, never a `make dev` one.
             "DATA_DIR": str(self.data_dir),
             "EMBEDDED_URL": "",
             "LOG_LEVEL": "INFO",  # the access log is where requests and 5xx are counted
+            # Auth on, as `make run` has it: the app is its own issuer (key in DATA_DIR).
+            "AUTH_MODE": "dev",
         }
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
@@ -86,6 +89,20 @@ class ServedApp:
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
+
+    def token(self, sub: str = "load", scopes: str = "admin") -> str:
+        """A token the app accepts: `python -m app_lib token` with the app's DATA_DIR (call it
+        before start(), so that the key exists before the app reads it)."""
+        env = {**os.environ, "DATA_DIR": str(self.data_dir), "AUTH_MODE": "dev"}
+        done = subprocess.run(  # noqa: S603 (our interpreter, our arguments)
+            [sys.executable, "-m", "app_lib", "token", "--sub", sub, "--scope", scopes],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
 
     def wait_ready(self, timeout: float) -> float:
         """Seconds until /ready answered 200; RuntimeError (with the log's tail) otherwise."""

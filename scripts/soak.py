@@ -134,8 +134,9 @@ class Tally:
 
 
 class Client:
-    def __init__(self, port: int, tally: Tally, seed: int) -> None:
+    def __init__(self, port: int, tally: Tally, seed: int, token: str) -> None:
         self.port = port
+        self.auth = {"Authorization": f"Bearer {token}"}
         self.tally = tally
         self.rng = random.Random(seed)
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -152,7 +153,9 @@ class Client:
         if not self.tally.claim():
             return None
         data = None if body is None else json.dumps(body).encode()
-        sent = {**(headers or {}), **({"Content-Type": "application/json"} if data else {})}
+        sent = {**self.auth, **(headers or {})}
+        if data:
+            sent["Content-Type"] = "application/json"
         started = time.perf_counter()
         try:
             self.conn.request(method, path, body=data, headers=sent)
@@ -242,10 +245,10 @@ def at(samples: list[dict[str, Any]], t: float) -> dict[str, Any]:
     return next((s for s in samples if s["t"] >= t), samples[-1])
 
 
-def soak(app: App, args: argparse.Namespace, db_pids: set[int]) -> dict[str, Any]:
+def soak(app: App, args: argparse.Namespace, db_pids: set[int], token: str) -> dict[str, Any]:
     tally = Tally(cap=args.max_requests)
     stop = threading.Event()
-    clients = [Client(app.port, tally, args.seed + i) for i in range(args.clients)]
+    clients = [Client(app.port, tally, args.seed + i, token) for i in range(args.clients)]
     threads = [
         threading.Thread(target=c.run, args=(stop,), name=f"client-{i}", daemon=True)
         for i, c in enumerate(clients)
@@ -433,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         app = App(Path(workdir))
         db_pids: set[int] = set()
         try:
+            token = app.token()
             app.start()
             print(
                 f"soak: app on http://127.0.0.1:{app.port} (pid {app.pid}, DATA_DIR in {workdir})"
@@ -443,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
                 f" (at most {args.max_requests} requests), memory every {args.sample_seconds:.0f}s",
                 flush=True,
             )
-            run = soak(app, args, db_pids)
+            run = soak(app, args, db_pids, token)
             results, code = report(app, run, args)
         except RuntimeError as error:
             print(f"soak: {error}", file=sys.stderr)

@@ -62,6 +62,10 @@ def dynamodb_endpoint() -> Iterator[str]:
         server = EmbeddedServer(switch_interval=1e-6)
     with server:
         os.environ["DYNAMODB_HOST"] = server.url
+        # Auth on, as the app's default off AWS: the app is its own (dev) issuer, its key kept
+        # in memory (no DATA_DIR). `client` calls as an admin; tests of refusals make their own.
+        os.environ["AUTH_MODE"] = "dev"
+        os.environ["DATA_DIR"] = ""
         get_settings.cache_clear()
         yield server.url
 
@@ -99,8 +103,29 @@ def tables(app: FastAPI, settings: Settings, dynamodb_endpoint: str) -> Iterator
     table_registry.delete_tables()
 
 
+def token(app: FastAPI, sub: str = "tester", scopes: str = "admin", ttl: int = 3600) -> str:
+    """A token of the app's dev issuer."""
+    issuer = app.state.auth.dev
+    assert issuer is not None, "the tests run with AUTH_MODE=dev"
+    signed: str = issuer.sign(sub, scopes, ttl)
+    return signed
+
+
+def bearer(app: FastAPI, sub: str = "tester", scopes: str = "admin") -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(app, sub, scopes)}"}
+
+
 @pytest.fixture
 def client(app: FastAPI, tables: str) -> Iterator[TestClient]:
-    with TestClient(app) as test_client:
+    """The app over this test's tables, calling as an admin (every earlier test runs with auth
+    on: reads public, writes with a token)."""
+    with TestClient(app, headers=bearer(app)) as test_client:
         yield test_client
     app.dependency_overrides.clear()
+
+
+@pytest.fixture
+def anonymous(app: FastAPI, tables: str) -> Iterator[TestClient]:
+    """The app over this test's tables, with no token."""
+    with TestClient(app) as test_client:
+        yield test_client

@@ -35,6 +35,7 @@ def cli_env(tmp_path: Path, port: int = 8000) -> dict[str, str]:
         "SEED_ON_START": "true",
         "RUN_WORKER": "false",
         "LOG_LEVEL": "WARNING",
+        "AUTH_MODE": "dev",
     }
     env.pop("EMBEDDED_URL", None)
     return env
@@ -72,6 +73,9 @@ def test_dev_keeps_the_database_across_code_reloads(tmp_path: Path) -> None:
         stdout=log,
         stderr=log,
     )
+    # The dev issuer's key is in DATA_DIR: a token made now stays valid across reloads.
+    made = run_cli("token", "--sub", "dev", "--scope", "passengers:write", env=cli_env(tmp_path))
+    token = made.stdout.strip()
     try:
         wait_for(lambda: httpx.get(url + "/ready").status_code == 200, "dev server not ready")
         database = database_pid(dev.pid)
@@ -80,7 +84,7 @@ def test_dev_keeps_the_database_across_code_reloads(tmp_path: Path) -> None:
         changed = httpx.patch(
             url + "/api/v1/passengers/1",
             json={"name": "Before, Mr. Reload"},
-            headers={"If-Match": etag},
+            headers={"If-Match": etag, "Authorization": f"Bearer {token}"},
         )
         assert changed.status_code == 200
 

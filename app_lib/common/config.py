@@ -7,7 +7,7 @@ import sys
 from functools import lru_cache
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED = "embedded"
@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     seed_on_start: bool = True
     # The process is the Lambda worker behind the Lambda Web Adapter: mount POST /events.
     lambda_worker: bool = False
+    # Bearer tokens (common/auth.py): jwt | dev | off; empty = dev with the embedded database,
+    # jwt otherwise.
+    auth_mode: Literal["", "jwt", "dev", "off"] = ""
+    auth_issuer: str = ""
+    auth_audience: str = ""
+    auth_jwks_url: str = ""
+    # Origins allowed to call the API from a browser, comma-separated (empty: none).
+    cors_origins: str = ""
 
     @field_validator("app_namespace", "app_env")
     @classmethod
@@ -71,16 +79,42 @@ class Settings(BaseSettings):
             return value.rstrip("/")
         raise ValueError("must be 'embedded', empty (AWS) or an http(s):// URL")
 
+    @field_validator("auth_mode", mode="before")
+    @classmethod
+    def _lower_mode(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _auth_is_possible(self) -> Settings:
+        if self.effective_auth_mode == "off" and self.app_env == "prod":
+            raise ValueError("AUTH_MODE=off is refused with APP_ENV=prod")
+        # The worker Lambda serves only POST /events (no API route is reachable there).
+        jwt = self.effective_auth_mode == "jwt" and not self.lambda_worker
+        if jwt and not (self.auth_issuer and self.auth_audience):
+            raise ValueError("AUTH_MODE=jwt needs AUTH_ISSUER and AUTH_AUDIENCE")
+        return self
+
     @property
     def embedded(self) -> bool:
         return self.dynamodb_host == EMBEDDED
+
+    @property
+    def effective_auth_mode(self) -> str:
+        return self.auth_mode or ("dev" if self.embedded else "jwt")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
 
 def describe_error(error: ValidationError) -> str:
     """One line naming every offending variable, e.g. `PORT: Input should be ... (got 'abc')`."""
     parts = []
     for item in error.errors():
-        name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+        if not item["loc"]:  # a rule across settings: its message names them (no values)
+            parts.append(str(item["msg"]).removeprefix("Value error, "))
+            continue
+        name = str(item["loc"][0]).upper()
         parts.append(f"{name}: {item['msg']} (got {item.get('input')!r})")
     return "; ".join(parts)
 

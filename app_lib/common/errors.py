@@ -40,6 +40,37 @@ class InvalidCursorError(BadRequestError):
     title = "Invalid cursor"
 
 
+class UnauthorizedError(AppError):
+    """No valid bearer token (RFC 6750: the challenge says why)."""
+
+    status = 401
+    title = "Unauthorized"
+    permanent = True
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "WWW-Authenticate": 'Bearer error="invalid_token", '
+            f'error_description="{_quoted(self.detail)}"'
+        }
+
+
+class ForbiddenError(AppError):
+    """A valid token without the scope the operation needs (`scope` names it)."""
+
+    status = 403
+    title = "Forbidden"
+    permanent = True
+
+    def headers(self) -> dict[str, str]:
+        scope = self.extra.get("scope", "")
+        return {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{_quoted(scope)}"'}
+
+
+def _quoted(text: str) -> str:
+    """Text for a quoted-string of a header (no quotes, backslashes or control characters)."""
+    return "".join(c for c in str(text) if c.isprintable() and c not in '"\\')
+
+
 class NotFoundError(AppError):
     status = 404
     title = "Not Found"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,9 @@ class Feature:
     settings: type[BaseSettings] | None = None
     # Adds the feature's sub-commands to `python -m app_lib` (e.g. `worker`).
     commands: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None] | None = None
+    # Dependencies of every route of `router`, e.g. `public_reads("x:write")` (common/auth.py):
+    # what the feature's routes need of the caller, in one place.
+    dependencies: Sequence[Any] = ()
     # Routes mounted at the root instead of /api/v1 (e.g. Lambda Web Adapter's POST /events).
     root_router: APIRouter | None = None
 

@@ -135,15 +135,18 @@ def _validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def problem_response(description: str, model: type[Problem] = Problem) -> dict[str, Any]:
-    """A `responses=` entry: `application/problem+json` with `model`'s schema."""
+def problem_response(
+    description: str, model: type[Problem] = Problem, example: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A `responses=` entry: `application/problem+json` with `model`'s schema (and `example`,
+    a body as the server sends it, when given)."""
     known = _PROBLEM_MODELS.setdefault(model.__name__, model)
     if known is not model:
         raise TypeError(f"two problem models are named {model.__name__}")
-    return {
-        "description": description,
-        "content": {PROBLEM_JSON: {"schema": {"$ref": _SCHEMAS + model.__name__}}},
-    }
+    media: dict[str, Any] = {"schema": {"$ref": _SCHEMAS + model.__name__}}
+    if example is not None:
+        media["example"] = dict(example)
+    return {"description": description, "content": {PROBLEM_JSON: media}}
 
 
 def _document_problems(document: dict[str, Any]) -> None:
@@ -156,11 +159,12 @@ def _document_problems(document: dict[str, Any]) -> None:
             for status, response in operation.get("responses", {}).items():
                 if str(status)[0] not in "45":
                     continue
-                schema = (response.get("content") or {}).get(PROBLEM_JSON, {}).get("schema")
+                media = (response.get("content") or {}).get(PROBLEM_JSON) or {}
+                schema = media.get("schema")
                 if not (isinstance(schema, dict) and schema.get("$ref", "").startswith(_SCHEMAS)):
                     model = ValidationProblem if str(status) == "422" else Problem
-                    schema = problem_response("", model)["content"][PROBLEM_JSON]["schema"]
-                response["content"] = {PROBLEM_JSON: {"schema": schema}}
+                    media = problem_response("", model)["content"][PROBLEM_JSON]
+                response["content"] = {PROBLEM_JSON: media}
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name, default in (
         ("HTTPValidationError", validation_error_response_definition),

@@ -26,6 +26,7 @@ from pydantic import AliasChoices, BaseModel
 from app_lib.common.dto import json_problem
 from app_lib.common.errors import UnsupportedMediaTypeError
 from app_lib.common.http import problems
+from app_lib.common.openapi import install_openapi
 
 # A JSON escape of a UTF-16 surrogate, \ud800 .. \udfff (either case).
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -172,7 +173,9 @@ def _model_type(annotation: Any) -> type[BaseModel] | None:
 
 def document_request_checks(app: FastAPI) -> None:
     """Document what `check_request` answers: 422 on every route (unknown query parameters),
-    415 on every route that takes a JSON body."""
+    415 on every route that takes a JSON body; and have the document finished when it is built
+    (`openapi.install_openapi`: response headers, plain optional headers, tag descriptions)."""
+    install_openapi(app)
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         if not isinstance(route, APIRoute):

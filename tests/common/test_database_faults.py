@@ -94,6 +94,8 @@ def start_app(tmp_path: Path, dynamodb_host: str = "embedded") -> App:
         "DYNAMODB_MAX_RETRIES": "2",
         "JOBS_VISIBILITY_TIMEOUT": "2",
         "JOBS_WAIT_SECONDS": "1",
+        # Faults of the database are the subject here, not tokens (tests/common/test_auth.py).
+        "AUTH_MODE": "off",
     }
     env.pop("JOBS_QUEUE_URL", None)
     log = tmp_path / "app.log"

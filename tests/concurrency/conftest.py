@@ -15,6 +15,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from tests.conftest import bearer
+
 CLIENTS = 20
 # Bounds on waits (never asserted as timings): the server starting and stopping, and the
 # clients of one round meeting at the barrier.
@@ -69,9 +71,12 @@ def race(work: Callable[[int], T], clients: int = CLIENTS) -> list[T]:
 
 
 @pytest.fixture
-def http_clients(live_url: str) -> Iterator[list[httpx.Client]]:
+def http_clients(app: FastAPI, live_url: str) -> Iterator[list[httpx.Client]]:
     """One HTTP client (one keep-alive connection) per racing client."""
-    clients = [httpx.Client(base_url=live_url, timeout=60.0) for _ in range(CLIENTS)]
+    headers = bearer(app)
+    clients = [
+        httpx.Client(base_url=live_url, timeout=60.0, headers=headers) for _ in range(CLIENTS)
+    ]
     try:
         yield clients
     finally:

@@ -82,6 +82,9 @@ def history_of(job: JobTable) -> list[JobChange]:
 class JobDataService(PynamoDataService[JobTable]):
     model = JobTable
     index_plans = (
+        # A caller's own jobs first: their index holds only theirs (status and type then
+        # filter them); an admin's listing goes by status or type.
+        IndexPlan(JobTable.by_owner, "owner", forward=False),
         IndexPlan(JobTable.by_status, "status", forward=False),
         IndexPlan(JobTable.by_type, "job_type", forward=False),
     )

@@ -122,8 +122,15 @@ def _progress(job: JobTable) -> int:
     return max(0, min(100, int(job.progress or 0)))
 
 
+# Response models: every field is always sent, so the document marks every one required, those
+# with a default too (pydantic leaves them out of `required` otherwise).
+_ALWAYS_PRESENT = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
 class JobOut(BaseModel):
     """A job. Every field is always present (null when it does not apply yet)."""
+
+    model_config = _ALWAYS_PRESENT
 
     id: str
     type: str
@@ -160,6 +167,10 @@ class JobOut(BaseModel):
 
 
 class JobPage(BaseModel):
+    """A page of jobs; `next_cursor` (null at the end) is `cursor` for the next page."""
+
+    model_config = _ALWAYS_PRESENT
+
     items: list[JobOut]
     next_cursor: str | None = None
 
@@ -169,6 +180,8 @@ class JobEvent(BaseModel):
     change of its status or progress. `error` and `result` are the job's current ones on the
     event of its latest change (the final event carries the result or the error), null on the
     earlier changes a reconnecting client is sent again."""
+
+    model_config = _ALWAYS_PRESENT
 
     id: str = Field(description="the job's id (the event's own `id:` orders its events)")
     status: JobStatus

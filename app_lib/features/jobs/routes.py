@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
+from app_lib.common.auth import Authorize, Caller
 from app_lib.common.errors import AppError, NotFoundError
 from app_lib.common.feature import feature_state
 from app_lib.common.http import Cursor, IfMatch, Limit, expected_version, problems, set_etag
@@ -68,8 +69,12 @@ Processor = Annotated[JobProcessor, Depends(get_processor)]
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def valid_job(job_id: JobId, service: JobService) -> JobTable:
-    return service.load(job_id)
+def valid_job(job_id: JobId, service: JobService, caller: Caller) -> JobTable:
+    job = service.load(job_id)
+    # Another caller's job does not exist for this one (a 404 tells nothing about it).
+    if not caller.is_admin and job.owner != caller.sub:
+        raise NotFoundError(f"job {job_id} does not exist")
+    return job
 
 
 ValidJob = Annotated[JobTable, Depends(valid_job)]
@@ -93,7 +98,13 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+# Every route needs a token: a caller sees only their own jobs (admin: all); submitting and
+# cancelling need jobs:write.
+router = APIRouter(
+    prefix="/jobs",
+    tags=["jobs"],
+    dependencies=[Depends(Authorize("jobs:write", public_reads=False))],
+)
 root_router = APIRouter(tags=["jobs"])
 
 
@@ -101,7 +112,13 @@ root_router = APIRouter(tags=["jobs"])
     "",
     status_code=202,
     response_model=JobOut,
-    responses=problems(413, 415, 422, models={422: SubmitProblem}),
+    responses=problems(
+        413,
+        415,
+        422,
+        models={422: SubmitProblem},
+        sends={202: ["ETag", "Location", "Idempotent-Replayed"]},
+    ),
 )
 def submit_job(
     body: JobSubmit,
@@ -109,10 +126,11 @@ def submit_job(
     queue: JobQueueDep,
     request: Request,
     response: Response,
+    caller: Caller,
     idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Queue a job and answer at once (202, Location of the job); follow it there."""
-    submission = submit(service, queue, body.type, body.params, idempotency_key)
+    submission = submit(service, queue, body.type, body.params, idempotency_key, caller.sub)
     job = submission.job
     response.headers["Location"] = request.url_for("get_job", job_id=job.job_id).path
     if not submission.created:
@@ -124,20 +142,25 @@ def submit_job(
 @router.get("", response_model=JobPage, responses=problems(400, 422))
 def list_jobs(
     service: JobService,
+    caller: Caller,
     status: Annotated[JobStatus | None, Query()] = None,
     # An empty type can name no job (and DynamoDB refuses an empty key value): 422.
     job_type: Annotated[str | None, Query(alias="type", min_length=1, max_length=100)] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> JobPage:
-    """A page of jobs; with `status` (or `type`) newest first, through an index."""
-    page = service.page(limit, cursor, status=status.value if status else None, job_type=job_type)
+    """A page of the caller's jobs (an admin's: everyone's); with `status` (or `type`) newest
+    first, through an index."""
+    owner = None if caller.is_admin else caller.sub
+    page = service.page(
+        limit, cursor, status=status.value if status else None, job_type=job_type, owner=owner
+    )
     return JobPage(
         items=[JobOut.from_model(job) for job in page.items], next_cursor=page.next_cursor
     )
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=problems(404, 422))
+@router.get("/{job_id}", response_model=JobOut, responses=problems(404, 422, sends={200: ["ETag"]}))
 def get_job(job: ValidJob, response: Response) -> JobOut:
     """One job: status, progress, and its result or error once it has finished."""
     set_etag(response, job.version)
@@ -217,7 +240,11 @@ async def _frames(
         job = fresh
 
 
-@router.delete("/{job_id}", response_model=JobOut, responses=problems(404, 409, 412, 422, 428))
+@router.delete(
+    "/{job_id}",
+    response_model=JobOut,
+    responses=problems(404, 409, 412, 422, 428, sends={200: ["ETag"]}),
+)
 def cancel_job(job: ValidJob, service: JobService, if_match: IfMatch, response: Response) -> JobOut:
     """Cancel a PENDING job (409 once a worker has it); the job stays readable as CANCELLED."""
     cancelled = service.cancel(job, expected_version(if_match))

@@ -86,6 +86,7 @@ def submit(
     type_name: str,
     params: dict[str, Any],
     idempotency_key: str | None = None,
+    owner: str | None = None,
 ) -> Submission:
     """Write a PENDING job, then send its message. If the send fails, the job (and its key)
     are deleted again and the client gets a 503: a job row without a message would never run."""
@@ -111,13 +112,17 @@ def submit(
         # job nothing will finish does not stay forever.
         expires_at=now + data.unfinished_ttl,
         idempotency_key=idempotency_key,
+        owner=owner,
         # The first change: the job's version 1, which this write gives it.
         history=[change(JobStatus.PENDING, 0, 0, now, id=1)],
     )
-    if idempotency_key is None:
+    # A key is the caller's own: the same key from another caller names another job (and
+    # must not hand out this one).
+    key = None if idempotency_key is None else owned_key(owner, idempotency_key)
+    if key is None:
         data.create(job)
     else:
-        job, created = data.create_with_key(job, idempotency_key, body_hash(type_name, params))
+        job, created = data.create_with_key(job, key, body_hash(type_name, params))
         if not created:
             return Submission(job, created=False)
     try:
@@ -126,10 +131,17 @@ def submit(
         # Whatever failed (network, permissions, a missing queue), the message is not known to
         # be queued.
         log.warning("could not queue job %s: %s", job.job_id, error, extra={"job_id": job.job_id})
-        _withdraw(data, job, idempotency_key, error)
+        _withdraw(data, job, key, error)
         # A worker claimed it meanwhile: the message went out after all, and the job stays.
         return Submission(data.load(job.job_id), created=True)
     return Submission(job, created=True)
+
+
+def owned_key(owner: str | None, idempotency_key: str) -> str:
+    """How an Idempotency-Key is stored: prefixed with a digest of its caller."""
+    if owner is None:
+        return idempotency_key
+    return f"{hashlib.sha256(owner.encode()).hexdigest()[:24]}:{idempotency_key}"
 
 
 def _withdraw(

@@ -77,6 +77,17 @@ class TypeIndex(GlobalSecondaryIndex["JobTable"]):
     created_key = UnicodeAttribute(range_key=True)
 
 
+class OwnerIndex(GlobalSecondaryIndex["JobTable"]):
+    """A caller's own jobs, newest first: what GET /jobs lists for a caller who is not admin."""
+
+    class Meta:
+        index_name = "by-owner"
+        projection = AllProjection()
+
+    owner = UnicodeAttribute(hash_key=True)
+    created_key = UnicodeAttribute(range_key=True)
+
+
 class JobTable(VersionedTable):
     """A job. `claim_token` and `lease_until` say which worker owns a PROCESSING job and until
     when; every write of that worker is conditional on still owning it."""
@@ -102,6 +113,8 @@ class JobTable(VersionedTable):
     # finished; an unfinished job gets a generous bound at submit (2 x JOBS_TTL_DAYS).
     expires_at = TTLAttribute(null=True)
     idempotency_key = UnicodeAttribute(null=True)
+    # The `sub` of the token that submitted it: only they (or an admin) list and read it.
+    owner = UnicodeAttribute(null=True)
     claim_token = UnicodeAttribute(null=True)
     # Unix time (seconds) until which the claim holds; a number, so conditions compare it.
     lease_until = NumberAttribute(null=True)
@@ -116,6 +129,7 @@ class JobTable(VersionedTable):
 
     by_status = StatusIndex()
     by_type = TypeIndex()
+    by_owner = OwnerIndex()
 
     derived_attributes = ("created_key",)
 

@@ -3,17 +3,47 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from app_lib.common.dto import DynamoStorable, JsonBool, Patch, StrictModel
 from app_lib.features.passengers.table import PassengerTable
 
+
+class _Named:
+    """Annotated metadata: the type is one named schema of the document (`$ref`), wherever it is
+    used (bodies, reads, query parameters). A generated client then has one type for it (the
+    Python client one enum class, not one per model and field), so a read's value passes into a
+    write as it is."""
+
+    def __init__(self, name: str, description: str) -> None:
+        self.name = name
+        self.description = description
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        schema = handler(source)
+        return cast(CoreSchema, {**schema, "ref": self.name})
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler.resolve_ref_schema(handler(schema))
+        json_schema.update(title=self.name, description=self.description)
+        return handler(schema)
+
+
 PassengerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["1"])]
 Pclass = Annotated[int, Field(ge=1, le=3, description="ticket class: 1, 2 or 3")]
-Sex = Literal["male", "female"]
-Port = Literal["C", "Q", "S"]
+Sex = Annotated[Literal["male", "female"], _Named("Sex", "a passenger's sex, as recorded")]
+Port = Annotated[
+    Literal["C", "Q", "S"],
+    _Named("Port", "port of embarkation: C = Cherbourg, Q = Queenstown, S = Southampton"),
+]
 # Text is stripped of surrounding whitespace (str_strip_whitespace): it must hold something else.
 NOT_BLANK = r"\S"
 Name = Annotated[str, Field(min_length=1, max_length=256, pattern=NOT_BLANK)]

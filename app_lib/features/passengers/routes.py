@@ -76,13 +76,40 @@ def passengers_by_ticket(
     return PassengerList(items=[PassengerRead.from_model(p) for p in passengers])
 
 
-@router.get("/{passenger_id}", response_model=PassengerRead, responses=Errors.READ)
+@router.get(
+    "/{passenger_id}", response_model=PassengerRead, responses={**Errors.READ, **Errors.ITEM}
+)
 async def get_passenger(passenger: ValidPassenger, reply: Replying) -> PassengerRead:
     """One passenger; the ETag header is its version, for If-Match on writes."""
     return reply.read(passenger, PassengerRead.from_model)
 
 
-@router.post("", status_code=201, response_model=PassengerRead, responses=Errors.CREATE)
+@router.post(
+    "",
+    status_code=201,
+    response_model=PassengerRead,
+    responses={**Errors.CREATE, **Errors.CREATED},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "survived": False,
+                        "pclass": 3,
+                        "name": "Braund, Mr. Owen Harris",
+                        "sex": "male",
+                        "age": 22,
+                        "sibsp": 1,
+                        "parch": 0,
+                        "ticket": "A/5 21171",
+                        "fare": 7.25,
+                        "embarked": "S",
+                    }
+                }
+            }
+        }
+    },
+)
 def create_passenger(
     body: PassengerCreate, service: PassengerService, reply: Replying
 ) -> PassengerRead:
@@ -92,7 +119,9 @@ def create_passenger(
     return reply.created(passenger, PassengerRead.from_model, passenger.passenger_id)
 
 
-@router.put("/{passenger_id}", response_model=PassengerRead, responses=Errors.WRITE)
+@router.put(
+    "/{passenger_id}", response_model=PassengerRead, responses={**Errors.WRITE, **Errors.ITEM}
+)
 def replace_passenger(
     body: PassengerReplace, passenger: ValidPassenger, service: PassengerService, write: Writing
 ) -> PassengerRead:
@@ -101,7 +130,12 @@ def replace_passenger(
     return write.read(replaced, PassengerRead.from_model)
 
 
-@router.patch("/{passenger_id}", response_model=PassengerRead, responses=Errors.WRITE)
+@router.patch(
+    "/{passenger_id}",
+    response_model=PassengerRead,
+    responses={**Errors.WRITE, **Errors.ITEM},
+    openapi_extra={"requestBody": {"content": {"application/json": {"example": {"age": 23}}}}},
+)
 def update_passenger(
     body: PassengerUpdate, passenger: ValidPassenger, service: PassengerService, write: Writing
 ) -> PassengerRead:

@@ -52,20 +52,22 @@ def list_students(
     return Page.of(page, StudentRead.from_model)
 
 
-@router.get("/{student_id}", response_model=StudentRead, responses=Errors.READ)
+@router.get("/{student_id}", response_model=StudentRead, responses={**Errors.READ, **Errors.ITEM})
 async def get_student(student: ValidStudent, reply: Replying) -> StudentRead:
     """One student; the ETag header is its version, for If-Match on writes."""
     return reply.read(student, StudentRead.from_model)
 
 
-@router.post("", status_code=201, response_model=StudentRead, responses=Errors.CREATE)
+@router.post(
+    "", status_code=201, response_model=StudentRead, responses={**Errors.CREATE, **Errors.CREATED}
+)
 def create_student(body: StudentCreate, service: StudentService, reply: Replying) -> StudentRead:
     """Add a student (201 with Location); 409 when the id exists."""
     student = service.create(body.to_model(body.student_id))
     return reply.created(student, StudentRead.from_model, int(student.student_id))
 
 
-@router.put("/{student_id}", response_model=StudentRead, responses=Errors.WRITE)
+@router.put("/{student_id}", response_model=StudentRead, responses={**Errors.WRITE, **Errors.ITEM})
 def replace_student(
     body: StudentReplace, student: ValidStudent, service: StudentService, write: Writing
 ) -> StudentRead:
@@ -74,7 +76,9 @@ def replace_student(
     return write.read(replaced, StudentRead.from_model)
 
 
-@router.patch("/{student_id}", response_model=StudentRead, responses=Errors.WRITE)
+@router.patch(
+    "/{student_id}", response_model=StudentRead, responses={**Errors.WRITE, **Errors.ITEM}
+)
 def update_student(
     body: StudentUpdate, student: ValidStudent, service: StudentService, write: Writing
 ) -> StudentRead:
@@ -91,7 +95,11 @@ def delete_student(student: ValidStudent, service: StudentService, write: Writin
     return Response(status_code=204)
 
 
-@router.post("/{student_id}/grades", response_model=StudentRead, responses=problems(404, 409, 422))
+@router.post(
+    "/{student_id}/grades",
+    response_model=StudentRead,
+    responses={**problems(404, 409, 422), **Errors.ITEM},
+)
 def add_grade(
     body: GradeCreate, student: ValidStudent, service: StudentService, reply: Replying
 ) -> StudentRead:
@@ -100,7 +108,11 @@ def add_grade(
     return reply.read(updated, StudentRead.from_model)
 
 
-@router.delete("/{student_id}/grades/{index}", response_model=StudentRead, responses=Errors.DELETE)
+@router.delete(
+    "/{student_id}/grades/{index}",
+    response_model=StudentRead,
+    responses={**Errors.DELETE, **Errors.ITEM},
+)
 def remove_grade(
     index: Annotated[int, Path(ge=0, lt=MAX_GRADES)],
     student: ValidStudent,

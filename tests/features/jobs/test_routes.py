@@ -26,6 +26,7 @@ from app_lib.features.jobs.queue import JobQueue, default_queue_name
 from app_lib.features.jobs.runner import Worker
 from app_lib.features.jobs.settings import JobsSettings, get_jobs_settings
 from app_lib.features.jobs.table import JobKeyTable, JobStatus, JobTable
+from tests.conftest import bearer
 from tests.factories import record_operations
 from tests.features.jobs.conftest import (
     DEADLINE,
@@ -575,7 +576,7 @@ def test_each_app_submits_to_the_queue_its_start_up_gave_it(
 
     other_app = create_app(settings, manage_database=False)
     assert feature_state(other_app, "jobs") is None  # nothing shared between apps
-    with TestClient(other_app) as other:
+    with TestClient(other_app, headers=bearer(other_app)) as other:
         # No queue in that app's state: 503, while this app's submit is queued.
         assert other.post(JOBS, json={"type": echo_type, "params": {"value": 1}}).status_code == 503
         job_id = client.post(JOBS, json={"type": echo_type, "params": {"value": 2}}).json()["id"]
