@@ -20,7 +20,10 @@ DYNALITE_SUITES := tests/common/data tests/features/passengers tests/concurrency
 CLIENTS_NODE_DIR := tests/clients/node
 CLIENTS_NODE_STAMP := $(CLIENTS_NODE_DIR)/node_modules/.installed
 
-.PHONY: install run dev reset test lint format bench worker seed container-smoke clean
+.PHONY: help install run dev reset test lint format bench worker seed container-smoke clean
+
+help:  ## this list (the two commands: make run, make test)
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(UV):
 	@echo "make: creating $(VENV) and installing uv $(UV_VERSION), the installer"
@@ -37,7 +40,7 @@ $(STAMP): $(SERVE_STAMP) pyproject.toml constraints.txt
 	$(UV) pip install --python $(PY) -c constraints.txt -e '.[embedded,dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP)  ## install everything (the app, the embedded database, test and lint tools) into .venv
 
 run: $(SERVE_STAMP)  ## serve the API (embedded database, seeded) on HOST:PORT
 	$(PY) -m app_lib serve
@@ -48,7 +51,7 @@ dev: $(SERVE_STAMP)  ## serve with code reload; the embedded database and its da
 reset: $(SERVE_STAMP)  ## wipe the embedded database's data (DATA_DIR, default .data/)
 	$(PY) -m app_lib reset
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff check, ruff format --check, mypy --strict app_lib, the import contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy --strict app_lib
@@ -83,12 +86,15 @@ dynalite: $(DYNALITE_STAMP)  ## install dynalite into tests/dynalite/node_module
 test-dynalite: $(STAMP) $(DYNALITE_STAMP)  ## the suites dynalite supports, against dynalite
 	TEST_DYNAMODB=dynalite $(PY) -m pytest $(DYNALITE_SUITES)
 
-format: $(STAMP)
+format: $(STAMP)  ## ruff --fix and ruff format
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 bench: $(STAMP)  ## CPU per request side by side, embedded latency, scale-out, profile (~4 min); writes bench/results.json
 	$(PY) -m bench
+
+seed: $(SERVE_STAMP)  ## load the bundled passengers (or FILE=path.csv) into DYNAMODB_HOST (not the embedded one)
+	$(PY) -m app_lib seed passengers $(if $(FILE),--file $(FILE))
 
 .PHONY: soak
 soak: $(STAMP)  ## 8 clients of mixed traffic on `make run`'s set-up (SOAK_SECONDS, default 180); fails if the embedded database keeps growing
@@ -98,7 +104,7 @@ soak: $(STAMP)  ## 8 clients of mixed traffic on `make run`'s set-up (SOAK_SECON
 fuzz: $(STAMP)  ## schemathesis (schemathesis.toml) against `make run`'s app on a free port; writes fuzz-report/
 	$(PY) scripts/fuzz.py
 
-clean:
+clean:  ## remove .venv and the caches
 	rm -rf $(VENV) .venv-tools .mypy_cache .ruff_cache .pytest_cache $(DYNALITE_DIR)/node_modules
 
 container-smoke:  ## build the image with podman (installs it if needed) and smoke-test it on 127.0.0.1

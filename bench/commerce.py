@@ -25,8 +25,7 @@ for _name, _value in {
     "LOG_LEVEL": "WARNING",
     "SEED_ON_START": "false",
     "RUN_WORKER": "false",
-    # moto copies the whole table for every action of a transaction (see _place): give its
-    # slow answers time rather than measure timeouts.
+    # Give a slow database time rather than measure timeouts.
     "DYNAMODB_READ_TIMEOUT": "30",
     "DYNAMODB_REQUEST_TIMEOUT": "60",
 }.items():
@@ -122,10 +121,9 @@ def _fetch(product_ids: list[str]) -> dict[str, Any]:
 
 
 def _place(product_ids: list[str]) -> dict[str, Any]:
-    """Orders of one line, sequential (in blocks, as the table grows) and on threads. On the
-    embedded database each transaction costs more as the table grows: moto deep-copies the
-    whole table for every action of a TransactWriteItems (its rollback), so the blocks show a
-    falling rate that DynamoDB would not (its transactions cost by the items they touch)."""
+    """Orders of one line, sequential (in blocks, as the table grows) and on threads. The
+    blocks show whether a transaction's cost grows with the table: moto's own rollback copies
+    the whole table per action; the embedded server backs up only the items touched."""
     data = OrderData()
 
     def one(n: int) -> None:

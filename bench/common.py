@@ -113,11 +113,14 @@ class CallRecorder:
 
 
 def app_lib_env(endpoint: str, namespace: str, *, log_level: str = "INFO") -> dict[str, str]:
-    """app-lib against a shared server, on tables the bench made and seeded."""
+    """app-lib against a shared server, on tables the bench made and seeded. Auth as `make run`
+    has it (dev: the app is its own issuer; the bench's GETs are public reads)."""
     return {
         "DYNAMODB_HOST": endpoint,
         "APP_NAMESPACE": namespace,
         "LOG_LEVEL": log_level,
         "SEED_ON_START": "false",
         "RUN_WORKER": "false",
+        "AUTH_MODE": "dev",
+        "DATA_DIR": "",
     }

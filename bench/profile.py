@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import GET_PREFIX, LIST_PATH, app_lib_env, say
+from bench.common import GET_PREFIX, LIST_PATH, app_lib_env, bare_client, say
 from bench.procs import HttpClient, ServerProcess, free_port
 
 # First match wins: (substring of the file name, layer). A file no entry names (and a builtin
@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, str], ...] = (
     ("/logging/__init__.py", "logging"),
     ("app_lib/common/request_checks.py", "app-lib check_request"),
     ("app_lib/features/passengers/dto.py", "app-lib from_model"),
-    ("app_lib/common/data/", "app-lib data layer (planner, cursor)"),
+    ("app_lib/common/data/", "app-lib data layer (parsing, items, planner)"),
     ("app_lib/common/aws.py", "botocore (request, HTTP, parsing)"),
     ("app_lib/", "app-lib other"),
     ("bench/minimal_app.py", "minimal app's own code"),
@@ -70,7 +70,10 @@ HOTSPOTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("service.page (Query, models, cursor)", (("pynamodb_data_service.py", "page"),)),
     ("  botocore _make_api_call", (("botocore/client.py", "_make_api_call"),)),
     ("    of which parsing the answer", (("botocore/parsers.py", "parse"),)),
-    ("  PynamoDB Model.from_raw_data", (("pynamodb/models.py", "from_raw_data"),)),
+    (
+        "  Model.from_raw_data (VersionedTable's)",
+        (("pynamodb/models.py", "from_raw_data"), ("versioned_table.py", "from_raw_data")),
+    ),
     (
         "  planner and cursor",
         (
@@ -332,18 +335,22 @@ def micro_costs(bare: Any, table: str, query: dict[str, Any], ids: list[str]) ->
 
     import anyio.to_thread
     from pydantic import TypeAdapter
+    from pynamodb.models import Model
 
+    from app_lib.common.config import get_settings
     from app_lib.common.data import cursor as cursors
+    from app_lib.common.data import pynamodb_adapter as adapter
+    from app_lib.common.dto import Page
     from app_lib.common.logging import JsonFormatter, set_request_id
     from app_lib.features.passengers.data_service import PassengerDataService
-    from app_lib.features.passengers.dto import PassengerPage, PassengerRead
+    from app_lib.features.passengers.dto import PassengerRead
     from app_lib.features.passengers.table import PassengerTable
 
     say("profile: in-process costs of the pieces (no profiler)")
     items = bare.query(**query)["Items"]
     models = [PassengerTable.from_raw_data(item) for item in items]
     reads = [PassengerRead.from_model(model) for model in models]
-    page_adapter = TypeAdapter(PassengerPage)
+    page_adapter = TypeAdapter(Page[PassengerRead])
     service = PassengerDataService()
     key = {"passenger_id": {"S": ids[0]}}
     filters = {"pclass": 1, "sex": "female"}
@@ -373,8 +380,13 @@ def micro_costs(bare: Any, table: str, query: dict[str, Any], ids: list[str]) ->
             stream.seek(0)
             stream.truncate()
 
+    # The same client, parsing as app-lib's PynamoDB clients do (pynamodb_adapter): like for like.
+    direct = adapter.parse_answers_directly(bare_client(bare.meta.endpoint_url, get_settings()))
+    stock_model = Model.from_raw_data.__func__  # type: ignore[attr-defined]
+
     pieces: list[tuple[str, Any, int]] = [
         ("page: bare botocore Query (client CPU)", lambda: bare.query(**query), 5),
+        ("page: bare botocore Query, app-lib's answer parser", lambda: direct.query(**query), 5),
         (
             "page: service.page (PynamoDB Query + models)",
             lambda: service.page(50, None, **filters),
@@ -384,6 +396,11 @@ def micro_costs(bare: Any, table: str, query: dict[str, Any], ids: list[str]) ->
             "page: 50 x Model.from_raw_data",
             lambda: [PassengerTable.from_raw_data(item) for item in items],
             10,
+        ),
+        (
+            "page: 50 x PynamoDB's own from_raw_data",
+            lambda: [stock_model(PassengerTable, item) for item in items],
+            5,
         ),
         (
             "page: 50 x PassengerRead.from_model",
@@ -396,9 +413,9 @@ def micro_costs(bare: Any, table: str, query: dict[str, Any], ids: list[str]) ->
             20,
         ),
         (
-            "page: PassengerPage validate + dump_json",
+            "page: Page[PassengerRead] validate + dump_json",
             lambda: page_adapter.dump_json(
-                page_adapter.validate_python(PassengerPage(items=reads, next_cursor="x"))
+                page_adapter.validate_python(Page[PassengerRead](items=reads, next_cursor="x"))
             ),
             100,
         ),

@@ -27,7 +27,7 @@ from bench.common import GET_PREFIX, LIST_PATH, Data, app_lib_env, bare_client, 
 from bench.procs import ServerProcess, free_port, uvicorn_argv
 
 RESULTS = Path(__file__).parent / "results.json"
-SECTIONS = ("cpu", "profile", "embedded", "scale", "read")
+SECTIONS = ("cpu", "profile", "embedded", "scale", "read", "commerce")
 
 
 # ----- machine ------------------------------------------------------------------------------------
@@ -296,6 +296,29 @@ def _read_lines(rc: dict[str, Any], lines: list[str]) -> None:
     _row(lines, f"  seed path into the {large:,}-row table", f"{lg['load_items_per_s']:,.0f}/s")
 
 
+def _commerce_lines(c: dict[str, Any], lines: list[str]) -> None:
+    f, p = c["order_fetch"], c["order_placement"]
+    lines.append(
+        "6. COMMERCE (single table): an order with its items, and placing orders, in this process"
+    )
+    _row(
+        lines,
+        f"  order + {f['items']} items: {f['get_items_calls']} GetItems vs 1 Query",
+        f"{f['get_items_ms_p50']} vs {f['query_ms_p50']} ms",
+        f"{f['ratio_get_items_vs_query']:.2f}x",
+    )
+    threads = next(k for k in p if k.endswith("_threads"))
+    _row(
+        lines,
+        "  placing orders (BatchGetItem + TransactWriteItems)",
+        f"{p['orders_per_s_sequential']:,.0f}/s",
+        "",
+        "",
+        "",
+        f"{p[threads]:,.0f}/s on {threads.split('_')[-2]} threads",
+    )
+
+
 def report(results: dict[str, Any]) -> tuple[str, bool]:
     """The printed table; True when every target measured is met."""
     m = results["machine"]
@@ -329,6 +352,8 @@ def report(results: dict[str, Any]) -> tuple[str, bool]:
     if "read_cost" in results:
         _read_lines(results["read_cost"], lines)
         met.append(results["read_cost"]["met"])
+    if "commerce" in results:
+        _commerce_lines(results["commerce"], lines)
     lines.append("-" * WIDTH)
     lines += [
         "CPU per request: the serving process's user+system time (/proc/<pid>/stat) over its own",
@@ -485,6 +510,10 @@ def main(argv: list[str] | None = None) -> int:
                     sizes=(1_000, large),
                     save_items=300 if quick else 500,
                 )
+            if "commerce" in sections:
+                from bench import commerce  # its own tables, in a namespace of its own
+
+                results["commerce"] = commerce.main(endpoint)
     except KeyboardInterrupt:
         say("interrupted: stopping every process this run started")
         return 130

@@ -34,6 +34,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import APIRouter, Depends, FastAPI, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -303,7 +304,7 @@ _bearer = HTTPBearer(
 )
 
 
-def optional_caller(
+async def optional_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal | None:
@@ -314,10 +315,14 @@ def optional_caller(
         return ANONYMOUS_ADMIN
     if credentials is None:
         return None
-    return auth.verify(credentials.credentials)
+    # Verifying may fetch the JWKS over the network: off the event loop. Without a token (public
+    # reads) and in the other dependencies below there is no I/O, hence no threadpool hop.
+    return await run_in_threadpool(auth.verify, credentials.credentials)
 
 
-def current_caller(caller: Annotated[Principal | None, Depends(optional_caller)]) -> Principal:
+async def current_caller(
+    caller: Annotated[Principal | None, Depends(optional_caller)],
+) -> Principal:
     if caller is None:
         raise UnauthorizedError("this route needs a bearer token (Authorization: Bearer ...)")
     return caller
@@ -336,7 +341,7 @@ class Authorize:
         self.scope = scope
         self.public_reads = public_reads
 
-    def __call__(
+    async def __call__(
         self, request: Request, caller: Annotated[Principal | None, Depends(optional_caller)]
     ) -> None:
         if request.method in READ_METHODS:

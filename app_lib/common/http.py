@@ -58,7 +58,7 @@ IfMatchHeader = Annotated[
 ]
 
 
-def _if_match(if_match: IfMatchHeader = None) -> int | IfMatchAny | IfMatchRefused | None:
+async def _if_match(if_match: IfMatchHeader = None) -> int | IfMatchAny | IfMatchRefused | None:
     """Parse If-Match; never raises (see IfMatchRefused)."""
     if if_match is None:
         if get_settings().require_if_match:
@@ -144,14 +144,16 @@ class Write(Reply):
         return expected_version(self.if_match)
 
 
-def _reply(request: Request, response: Response) -> Reply:
+async def _reply(request: Request, response: Response) -> Reply:
     return Reply(request, response)
 
 
-def _write(request: Request, response: Response, if_match: IfMatch) -> Write:
+async def _write(request: Request, response: Response, if_match: IfMatch) -> Write:
     return Write(request, response, if_match)
 
 
+# These dependencies do no I/O, so they are `async def`: FastAPI runs a plain `def` dependency in
+# its threadpool, a thread hop per dependency per request (measured: 0.12-0.15 ms of CPU each).
 # Route parameters: `reply: Replying` for reads and creates, `write: Writing` for writes of an
 # existing item (PUT, PATCH, DELETE): it adds the If-Match header.
 Replying = Annotated[Reply, Depends(_reply)]
@@ -170,7 +172,7 @@ class PageQuery:
     cursor: str | None
 
 
-def _paging(limit: Limit = 100, cursor: Cursor = None) -> PageQuery:
+async def _paging(limit: Limit = 100, cursor: Cursor = None) -> PageQuery:
     return PageQuery(limit, cursor)
 
 

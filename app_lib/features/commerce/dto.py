@@ -7,6 +7,7 @@ would be read as a binary float by most clients.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
@@ -33,9 +34,20 @@ from app_lib.features.commerce.table import (
 )
 
 
-def _not_boolean(value: Any) -> Any:
+def _json_amount(value: Any) -> Any:
+    """A JSON number arrives as a binary float: read it as the cent amount it stands for.
+
+    A client that computes 0.1 + 0.2 sends 0.30000000000000004 and means 0.30, so a float within
+    two units in the last place of a cent amount is that amount; any other float keeps its
+    digits (and more than two places is then refused). Strings are exact and taken as written.
+    """
     if isinstance(value, bool):
         raise ValueError("must be an amount, not true or false")
+    if isinstance(value, float) and math.isfinite(value):
+        cents = to_cents(Decimal(repr(value)))
+        if abs(float(cents) - value) <= 2 * math.ulp(value):
+            return cents
+        return Decimal(repr(value))
     return value
 
 
@@ -56,12 +68,12 @@ def _amount(value: Decimal) -> Decimal:
 # (The bounds are checked by _amount and documented with JSON Schema's own keywords.)
 Money = Annotated[
     Decimal,
-    BeforeValidator(_not_boolean),
+    BeforeValidator(_json_amount),
     AfterValidator(_amount),
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "minimum": 0, "exclusiveMaximum": 1_000_000},
+                {"type": "number", "minimum": 0, "exclusiveMaximum": 1_000_000, "multipleOf": 0.01},
                 {"type": "string", "pattern": r"^[0-9]{1,6}(\.[0-9]{1,2})?$"},
             ],
             "examples": ["10.00"],

@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import ValidationError
 
@@ -113,19 +114,28 @@ def write(passengers: list[PassengerCreate], progress: Callable[[int], None] | N
 
 
 class ProgressBar:
-    """A plain text progress bar on stderr, for big files on a terminal."""
+    """A plain text progress bar on stderr for big files on a terminal: items, rate, time left."""
 
-    def __init__(self, total: int, width: int = 40) -> None:
+    def __init__(self, total: int, width: int = 30, stream: TextIO | None = None) -> None:
         self.total, self.width = total, width
-        self.enabled = sys.stderr.isatty() and total > 0
+        self.stream = stream or sys.stderr
+        self.enabled = total > 0 and (stream is not None or sys.stderr.isatty())
+        self.started = time.monotonic()
+
+    def line(self, done: int, elapsed: float) -> str:
+        filled = self.width * done // self.total
+        bar = "#" * filled + "-" * (self.width - filled)
+        rate = done / elapsed if elapsed > 0 else 0.0
+        left = (self.total - done) / rate if rate > 0 else None
+        eta = "--:--" if left is None else f"{int(left) // 60:02d}:{int(left) % 60:02d}"
+        return f"[{bar}] {done}/{self.total}  {rate:,.0f} items/s  {eta} left"
 
     def __call__(self, done: int) -> None:
         if not self.enabled:
             return
-        filled = self.width * done // self.total
-        bar = "#" * filled + "-" * (self.width - filled)
         end = "\n" if done >= self.total else ""
-        print(f"\r[{bar}] {done}/{self.total}", end=end, file=sys.stderr, flush=True)
+        text = self.line(done, time.monotonic() - self.started)
+        print(f"\r{text}", end=end, file=self.stream, flush=True)
 
 
 def load_file(path: Path | None = None) -> int:

@@ -48,6 +48,7 @@ def test_the_server_makes_an_id_and_a_taken_id_is_409(client: TestClient) -> Non
 def test_money_and_stock_are_checked(client: TestClient) -> None:
     for bad in (
         {"price": "10.001"},  # a fraction of a cent
+        {"price": 10.001},  # as a number too
         {"price": -1},
         {"price": True},
         {"price": "NaN"},
@@ -63,6 +64,9 @@ def test_money_and_stock_are_checked(client: TestClient) -> None:
     assert client.get(URL).json()["items"] == []
     exact = create_product(client, "p2", price="0.10")
     assert exact["price"] == "0.10" and create_product(client, "p3", price=7)["price"] == "7.00"
+    # A JSON number is a binary float: one within float rounding of a cent amount is that amount.
+    assert create_product(client, "p4", price=0.1 + 0.2)["price"] == "0.30"
+    assert create_product(client, "p5", price=999998.9999999999)["price"] == "999999.00"
 
 
 def test_a_missing_product_is_404(client: TestClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -10,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from app_lib.features.passengers.data_service import PassengerDataService
-from app_lib.features.passengers.seed import BUNDLED, CsvRejectedError, load_file, parse_csv
+from app_lib.features.passengers.seed import (
+    BUNDLED,
+    CsvRejectedError,
+    ProgressBar,
+    load_file,
+    parse_csv,
+)
 from app_lib.features.passengers.table import PassengerTable
 from tests.factories import record_operations
 
@@ -74,3 +81,13 @@ def test_command_line_loads_a_file_and_reports_bad_rows(
     assert failed.returncode == 1
     assert "line 2: Survived" in failed.stderr and "Traceback" not in failed.stderr
     assert PassengerDataService().count() == 30
+
+
+def test_the_progress_bar_shows_items_rate_and_time_left() -> None:
+    out = io.StringIO()
+    bar = ProgressBar(1000, width=10, stream=out)
+    assert bar.line(250, 2.0) == "[##--------] 250/1000  125 items/s  00:06 left"
+    assert bar.line(0, 0.0).endswith("0/1000  0 items/s  --:-- left")
+    bar(1000)
+    assert out.getvalue().startswith("\r[##########] 1000/1000") and out.getvalue().endswith("\n")
+    assert not ProgressBar(0, stream=out).enabled
