@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# `make container-smoke`: build the Dockerfile's runtime target with podman, run it with no
-# configuration and check what `docker run -p 8080:8080 IMAGE` promises:
-#   /health answers 200, the embedded database is seeded (GET /api/v1/passengers?limit=5 gives 5
-#   items), the image's HEALTHCHECK passes, and the server does not run as root.
+# `make container-smoke`: build the Dockerfile's runtime target with podman, run it with
+# `--env-file` a copy of .env.example (HOST=127.0.0.1, PORT=8000: a dev's .env) and check what
+# `docker run -p 8080:8080 IMAGE` promises:
+#   /health answers 200 on 8080, the embedded database is seeded (GET /api/v1/passengers?limit=5
+#   gives 5 items), the image's HEALTHCHECK passes, and the server does not run as root.
+# Then the lambda-app target (the Lambda image without the adapter, which comes from ECR): moto is
+# not installed, the app imports. Both images' sizes are printed (podman's figure, uncompressed).
 #
 # No Docker engine is needed: podman (with runc) builds and runs the image as root. The base image
 # is a Debian bookworm rootfs made with debootstrap from the mirror this machine's apt uses, with
@@ -21,6 +24,7 @@ STATE=$ROOT/.container
 SUITE=bookworm
 BASE_IMAGE=localhost/app-base:$SUITE
 IMAGE=localhost/app-lib:smoke
+LAMBDA_IMAGE=localhost/app-lib:smoke-lambda
 CONTAINER=app-lib-smoke-$$
 LOCAL_CA_DIR=/usr/local/share/ca-certificates
 PACKAGES=(podman buildah runc uidmap slirp4netns fuse-overlayfs debootstrap)
@@ -179,21 +183,53 @@ make_base() {
 }
 
 # --- 4. image -------------------------------------------------------------------------------
-build_image() {
+build_target() {  # TARGET TAG
     local before after
-    before=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
-    say "building $IMAGE (target runtime, BASE=$BASE_IMAGE)"
+    before=$(podman image inspect --format '{{.Id}}' "$2" 2>/dev/null || true)
+    say "building $2 (target $1, BASE=$BASE_IMAGE)"
     # --format docker keeps HEALTHCHECK (the OCI format has no field for it).
-    if ! podman build --network host --format docker --target runtime \
-        --build-arg "BASE=$BASE_IMAGE" -t "$IMAGE" -f Dockerfile . >"$STATE/build.log" 2>&1; then
-        show_log "$STATE/build.log" 40
-        die "podman build failed"
+    if ! podman build --network host --format docker --target "$1" \
+        --build-arg "BASE=$BASE_IMAGE" -t "$2" -f Dockerfile . >"$STATE/build-$1.log" 2>&1; then
+        show_log "$STATE/build-$1.log" 40
+        die "podman build --target $1 failed"
     fi
-    after=$(podman image inspect --format '{{.Id}}' "$IMAGE")
+    after=$(podman image inspect --format '{{.Id}}' "$2")
     # Drop the previous smoke image (its layers only): each rebuild would otherwise keep one.
     if [ -n "$before" ] && [ "$before" != "$after" ]; then
         podman rmi "$before" >/dev/null 2>&1 || true
     fi
+}
+
+build_image() {
+    build_target runtime "$IMAGE"
+    build_target lambda-app "$LAMBDA_IMAGE"
+}
+
+image_mb() {
+    podman image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0f", $1 / 1000000}'
+}
+
+venv_size() {  # "N MB, M packages" of an image's /opt/venv
+    podman run --rm "$1" sh -c 'printf "%s MB, %s packages" "$(du -sm /opt/venv | cut -f1)" \
+        "$(ls -d /opt/venv/lib/python3*/site-packages/*.dist-info | wc -l)"' 2>/dev/null || echo "?"
+}
+
+lambda_checks() {
+    local out
+    if out=$(podman run --rm "$LAMBDA_IMAGE" python -c 'import moto' 2>&1); then
+        fail "lambda-app image: moto is installed"
+    else
+        pass "lambda-app image has no moto (import moto: ${out##*$'\n'})"
+    fi
+    if out=$(podman run --rm "$LAMBDA_IMAGE" python -c \
+        'import app_lib.main as m; m.app_factory; print("ok")' 2>&1) && [ "${out##*$'\n'}" = ok ]; then
+        pass "lambda-app image imports the app"
+    else
+        fail "lambda-app image does not import the app: ${out:0:300}"
+    fi
+    say "image sizes: runtime $(image_mb "$IMAGE") MB, lambda-app $(image_mb "$LAMBDA_IMAGE") MB," \
+        "base $(image_mb "$BASE_IMAGE") MB (the lambda image adds the Lambda Web Adapter, ~10 MB)"
+    say "installed (/opt/venv): runtime $(venv_size "$IMAGE"), lambda-app $(venv_size "$LAMBDA_IMAGE")"
 }
 
 # --- 5. run and check -----------------------------------------------------------------------
@@ -235,11 +271,13 @@ run_checks() {
     port=$(free_port)
     base=http://127.0.0.1:$port
     trap cleanup EXIT
-    # No -e / --env: the image's defaults alone (embedded database, seeded, port 8080).
+    # A dev's .env (HOST=127.0.0.1, PORT=8000): the image serves on 0.0.0.0:8080 all the same.
+    # DATA_DIR stays the image's (.data is relative to /app, the app user's).
+    cp .env.example "$STATE/env"
     # --health-interval disable: no systemd timer (there may be no systemd); the HEALTHCHECK is
     # still run below, once, by `podman healthcheck run`.
     podman run -d --name "$CONTAINER" --health-interval disable -p "127.0.0.1:$port:8080" \
-        "$IMAGE" >"$STATE/run.log" 2>&1 \
+        --env-file "$STATE/env" "$IMAGE" >"$STATE/run.log" 2>&1 \
         || { show_log "$STATE/run.log" 20; die "podman run failed"; }
     say "container $CONTAINER started, 127.0.0.1:$port -> 8080"
 
@@ -303,7 +341,7 @@ install_tools
 configure_podman
 t0=$SECONDS; make_base; t_base=$((SECONDS - t0))
 t0=$SECONDS; build_image; t_build=$((SECONDS - t0))
-t0=$SECONDS; run_checks; t_run=$((SECONDS - t0))
+t0=$SECONDS; run_checks; lambda_checks; t_run=$((SECONDS - t0))
 say "timing: base ${t_base}s, build ${t_build}s, run+checks ${t_run}s, total $((SECONDS - STARTED))s"
 if [ "$CHECKS_FAILED" -ne 0 ]; then
     say "FAILED ($CHECKS_FAILED of $((CHECKS_PASSED + CHECKS_FAILED)) checks)"

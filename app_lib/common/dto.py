@@ -213,7 +213,11 @@ def renderable_json_object(value: Any) -> bool:
 
 # Ready-made field types for features: a line of text, and ids (a Number id is at most 2^53 - 1
 # so that JavaScript clients read it exactly; a String id is a URL-safe token).
-Text = Annotated[str, Field(min_length=1, max_length=256, pattern=r"\S")]
+# Text is stripped of surrounding white space (StrictModel), so it must hold something else. Not
+# `\S`: the strip (Rust's White_Space) removes U+0085 that JSON Schema's ECMA `\s` does not count,
+# and ECMA counts U+FEFF that the strip keeps; this class means the same in both.
+NOT_BLANK = r"[^\s\u0085\ufeff]"
+Text = Annotated[str, Field(min_length=1, max_length=256, pattern=NOT_BLANK)]
 IntId = Annotated[int, Field(ge=1, le=2**53 - 1, examples=[3098390])]
 StrId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["1"])]
 

@@ -531,3 +531,49 @@ def test_moto_stacks_are_wired_together(deployment: Deployment) -> None:
     # The backend grants the worker its own tables (the job handlers of its features).
     policies = deployment.client("iam").list_role_policies(RoleName=queue["WorkerRoleName"])
     assert f"{deployment.stacks['backend']}-worker-tables" in policies["PolicyNames"]
+
+
+# ----- the gateway's public routes are the app's public reads ------------------------------------
+# Served by the app to anyone but not in the document (docs pages and their assets, the document).
+UNDOCUMENTED_PUBLIC = {"/docs", "/docs-assets/{proxy+}", "/redoc", "/openapi.json"}
+# Only the dev issuer serves its keys; behind the gateway the app verifies tokens of JwtIssuer.
+DEV_ONLY = {"/.well-known/jwks.json"}
+
+
+def _covers(route_path: str, path: str) -> bool:
+    if route_path.endswith("/{proxy+}"):
+        return path.startswith(route_path.removesuffix("{proxy+}"))
+    return route_path == path
+
+
+def test_public_gateway_routes_are_exactly_the_apps_public_reads(app: Any) -> None:
+    """A public read the gateway refuses without a token is a broken API; a gateway route that
+    lets an anonymous request through to an operation that needs a token weakens the defence
+    in depth (the app would still refuse it)."""
+    document = app.openapi()
+    public, protected = set(), set()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method == "get":
+                (protected if operation.get("security") else public).add(path)
+    routes = [
+        resource["Properties"]["RouteKey"].split(" ", 1)
+        for _, resource, _ in _resources("AWS::ApiGatewayV2::Route")
+        if resource["Properties"]["RouteKey"] != "$default"
+    ]
+    assert all(method == "GET" for method, _ in routes), routes
+    route_paths = [path for _, path in routes]
+    uncovered = sorted(
+        path for path in public - DEV_ONLY if not any(_covers(route, path) for route in route_paths)
+    )
+    assert not uncovered, f"public reads the gateway refuses without a token: {uncovered}"
+    leaks = sorted(
+        f"{route} -> {path}" for route in route_paths for path in protected if _covers(route, path)
+    )
+    assert not leaks, f"gateway routes open to anyone that reach protected reads: {leaks}"
+    unknown = sorted(
+        route
+        for route in route_paths
+        if route not in UNDOCUMENTED_PUBLIC and not any(_covers(route, p) for p in public)
+    )
+    assert not unknown, f"public gateway routes that match no public read: {unknown}"

@@ -1,7 +1,7 @@
 """`python -m app_lib new-feature NAME --field name:type[:index] ...`: a working CRUD feature.
 
 Writes `app_lib/features/NAME/` (table, data service, DTOs, routes, `FEATURE`), its route tests
-under `tests/features/NAME/`, and its table, flag, grant and output in
+under `tests/features/NAME/`, and its table, flag, grant, output and public-read routes in
 `cloudformation/backend.yaml` (above the `# new-feature:` markers). The templates sit beside
 this module (`*.tmpl`, `string.Template` syntax); what depends on the fields is built here.
 With ruff installed (`make test` installs it) the Python files are formatted and their imports
@@ -350,6 +350,7 @@ CFN_MARKERS = {
     "cfn_table.yaml.tmpl": "  # new-feature: tables",
     "cfn_grant.yaml.tmpl": "        # new-feature: table grants",
     "cfn_output.yaml.tmpl": "  # new-feature: table outputs",
+    "cfn_public_reads.yaml.tmpl": "  # new-feature: public reads",
 }
 
 

@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic.json_schema import WithJsonSchema
 
-from app_lib.common.dto import DynamoStorable, JsonBool, Patch, StrictModel, StrId
+from app_lib.common.dto import NOT_BLANK, DynamoStorable, JsonBool, Patch, StrictModel, StrId
 from app_lib.features.commerce.money import to_cents
 from app_lib.features.commerce.service import MAX_LINES
 from app_lib.features.commerce.table import (
@@ -89,8 +89,10 @@ MoneyText = Annotated[
 Stock = Annotated[int, Field(ge=0, le=1_000_000_000), DynamoStorable()]
 Quantity = Annotated[int, Field(ge=1, le=1_000_000), DynamoStorable()]
 # Names are sorted and prefix-searched through keys of at most KEY_TEXT folded characters.
-Name = Annotated[str, Field(min_length=1, max_length=KEY_TEXT, pattern=r"\S")]
-Category = Annotated[str, Field(min_length=1, max_length=64, pattern=r"\S", examples=["pantry"])]
+Name = Annotated[str, Field(min_length=1, max_length=KEY_TEXT, pattern=NOT_BLANK)]
+Category = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=NOT_BLANK, examples=["pantry"])
+]
 Email = Annotated[
     str,
     Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", examples=["ada@example.com"]),

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandle
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from app_lib.common.dto import DynamoStorable, JsonBool, Patch, StrictModel
+from app_lib.common.dto import NOT_BLANK, DynamoStorable, JsonBool, Patch, StrictModel
 from app_lib.features.passengers.table import PassengerTable
 
 
@@ -44,8 +44,6 @@ Port = Annotated[
     Literal["C", "Q", "S"],
     _Named("Port", "port of embarkation: C = Cherbourg, Q = Queenstown, S = Southampton"),
 ]
-# Text is stripped of surrounding whitespace (str_strip_whitespace): it must hold something else.
-NOT_BLANK = r"\S"
 Name = Annotated[str, Field(min_length=1, max_length=256, pattern=NOT_BLANK)]
 # Bounds before DynamoStorable: the document then says minimum/maximum (see DynamoStorable).
 Age = Annotated[float, Field(ge=0, le=150), DynamoStorable()]
