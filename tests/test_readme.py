@@ -1,4 +1,5 @@
-"""The README's examples work as printed: every shell block that talks to `localhost:8000` runs,
+"""The README's examples (and those of docs/*.md) work as printed: every shell block that talks
+to `localhost:8000` runs,
 as written, against a served app (`python -m app_lib serve` on the embedded database, seeded,
 auth on), and every request in it succeeds (curl fails the block on an HTTP error)."""
 
@@ -23,7 +24,8 @@ PREAMBLE = 'set -euo pipefail\ncurl() { command curl --fail-with-body -sS -m 60 
 
 
 def readme_blocks() -> list[str]:
-    text = (ROOT / "README.md").read_text()
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(page.read_text() for page in pages)
     return [block for block in BLOCK.findall(text) if "localhost:8000" in block]
 
 

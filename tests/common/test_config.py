@@ -76,5 +76,5 @@ def test_bad_values_are_named(field: str, value: str) -> None:
 def test_host_forms() -> None:
     aws = Settings(_env_file=None, dynamodb_host="", auth_mode="off")  # type: ignore[call-arg]
     assert aws.dynamodb_host == ""
-    url = Settings(_env_file=None, dynamodb_host="http://localhost:8001/")  # type: ignore[call-arg]
+    url = Settings(_env_file=None, dynamodb_host="http://localhost:8001/", auth_mode="dev")  # type: ignore[call-arg]
     assert url.dynamodb_host == "http://localhost:8001" and not url.embedded
