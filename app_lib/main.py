@@ -23,6 +23,7 @@ from app_lib.common.middleware import RequestIdMiddleware
 from app_lib.common.openapi import operation_id
 from app_lib.common.problems import install_error_handlers
 from app_lib.common.request_checks import check_request, document_request_checks
+from app_lib.common.routing import gated
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,9 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     app.include_router(health_router)
     for feature in found:
         app.include_router(
-            feature.router, prefix=API_PREFIX, dependencies=list(feature.dependencies)
+            gated(feature.router),
+            prefix=API_PREFIX,
+            dependencies=list(feature.dependencies),
         )
         # Root routes serve the Lambda worker (the adapter's pass-through POST /events): only a
         # process that runs as that worker mounts them (LAMBDA_WORKER=true).

@@ -33,10 +33,9 @@ from typing import Annotated, Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from fastapi import APIRouter, Depends, FastAPI, Request, Security
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import iter_route_contexts
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app_lib.common.config import Settings
 from app_lib.common.errors import (
@@ -44,6 +43,7 @@ from app_lib.common.errors import (
     ServiceUnavailableError,
     UnauthorizedError,
 )
+from app_lib.common.routing import GatedRouter
 
 ALGORITHMS = ("RS256", "ES256")
 LEEWAY_SECONDS = 60
@@ -296,33 +296,56 @@ def _scopes(claims: dict[str, Any]) -> frozenset[str]:
 
 # ----- dependencies ------------------------------------------------------------------------------
 
-_bearer = HTTPBearer(
-    auto_error=False,
-    bearerFormat="JWT",
-    description="A JWT of the configured issuer. With AUTH_MODE=dev: "
+# The scheme as the document declares it (`install_auth`). The dependencies below read the
+# header themselves rather than through FastAPI's `Security(HTTPBearer())`: every dependency is a
+# node FastAPI resolves on each request (a security scheme costs more: scopes are worked out per
+# request), and the caller is needed on every route.
+BEARER_SCHEME = "HTTPBearer"
+_BEARER_DOCUMENT = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "A JWT of the configured issuer. With AUTH_MODE=dev: "
     "`python -m app_lib token --sub alice --scope passengers:write`.",
-)
+}
+_UNRESOLVED = object()
+_CALLER_KEY = "app_lib.caller"
 
 
-async def optional_caller(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> Principal | None:
-    """The verified caller, None without a token; a token that fails is a 401 even where
-    none is needed (a client should learn its token is bad)."""
-    auth: Auth = request.app.state.auth
-    if auth.mode == "off":
-        return ANONYMOUS_ADMIN
-    if credentials is None:
+def bearer_token(request: Request) -> str | None:
+    """The token of `Authorization: Bearer <token>` (scheme in any case); None without one, as
+    FastAPI's HTTPBearer(auto_error=False) reads it."""
+    authorization = request.headers.get("authorization")
+    if not authorization:
         return None
-    # Verifying may fetch the JWKS over the network: off the event loop. Without a token (public
-    # reads) and in the other dependencies below there is no I/O, hence no threadpool hop.
-    return await run_in_threadpool(auth.verify, credentials.credentials)
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not credentials:
+        return None
+    return credentials
 
 
-async def current_caller(
-    caller: Annotated[Principal | None, Depends(optional_caller)],
-) -> Principal:
+async def resolve_caller(request: Request) -> Principal | None:
+    """The verified caller, None without a token; a token that fails is a 401 even where none
+    is needed (a client should learn its token is bad). Worked out once per request."""
+    state = request.scope.setdefault("state", {})
+    found = state.get(_CALLER_KEY, _UNRESOLVED)
+    if found is not _UNRESOLVED:
+        return found  # type: ignore[no-any-return]
+    auth: Auth = request.app.state.auth
+    caller: Principal | None
+    if auth.mode == "off":
+        caller = ANONYMOUS_ADMIN
+    else:
+        token = bearer_token(request)
+        # Verifying may fetch the JWKS over the network: off the event loop. Without a token
+        # (public reads) there is no I/O, hence no threadpool hop.
+        caller = None if token is None else await run_in_threadpool(auth.verify, token)
+    state[_CALLER_KEY] = caller
+    return caller
+
+
+async def current_caller(request: Request) -> Principal:
+    caller = await resolve_caller(request)
     if caller is None:
         raise UnauthorizedError("this route needs a bearer token (Authorization: Bearer ...)")
     return caller
@@ -341,9 +364,8 @@ class Authorize:
         self.scope = scope
         self.public_reads = public_reads
 
-    async def __call__(
-        self, request: Request, caller: Annotated[Principal | None, Depends(optional_caller)]
-    ) -> None:
+    async def __call__(self, request: Request) -> None:
+        caller = await resolve_caller(request)
         if request.method in READ_METHODS:
             if not self.public_reads and caller is None:
                 raise UnauthorizedError("this route needs a bearer token")
@@ -370,7 +392,7 @@ def install_auth(app: FastAPI, settings: Settings) -> None:
     app.state.auth = auth
     if auth.dev is not None:
         issuer = auth.dev
-        router = APIRouter(tags=["auth"])
+        router = GatedRouter(tags=["auth"])
 
         @router.get("/.well-known/jwks.json", summary="The dev issuer's public keys")
         async def dev_jwks() -> dict[str, Any]:
@@ -382,13 +404,16 @@ def install_auth(app: FastAPI, settings: Settings) -> None:
 
     def openapi() -> dict[str, Any]:
         schema = inner()
-        # FastAPI lists the bearer scheme on every operation under a router with Authorize;
-        # the reads of a router with public reads need none.
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes[BEARER_SCHEME] = dict(_BEARER_DOCUMENT)
+        # Operations behind Authorize or taking the Caller need the bearer token, but the
+        # reads of a router with public reads.
         for route in iter_route_contexts(app.routes):
-            if not _authorizers(route):
+            authorizers = _authorizers(route)
+            if not authorizers and not _takes_caller(route):
                 continue
             path = schema["paths"].get(route.path_format or "", {})
-            public = _public_methods(route)
+            public = _public_methods(route) if not _takes_caller(route) else set()
             for method in route.methods or ():
                 operation = path.get(method.lower())
                 if operation is None:
@@ -396,8 +421,8 @@ def install_auth(app: FastAPI, settings: Settings) -> None:
                 # A bad token is a 401 even on a public read; only a need can be a 403.
                 statuses = ["401"] if method in public else ["401", "403"]
                 _document_refusals(operation["responses"], statuses)
-                if method in public:
-                    operation.pop("security", None)
+                if method not in public:
+                    operation["security"] = [{BEARER_SCHEME: []}]
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -440,6 +465,17 @@ def _authorizers(route: Any) -> list[Authorize]:
     dependant = getattr(route, "dependant", None)
     calls = [dependency.call for dependency in getattr(dependant, "dependencies", ())]
     return [call for call in calls if isinstance(call, Authorize)]
+
+
+def _takes_caller(route: Any) -> bool:
+    """Whether `route` (or a dependency of it, at any depth) takes the `Caller`."""
+    pending = list(getattr(getattr(route, "dependant", None), "dependencies", ()))
+    while pending:
+        dependency = pending.pop()
+        if dependency.call is current_caller:
+            return True
+        pending.extend(dependency.dependencies)
+    return False
 
 
 def _public_methods(route: Any) -> set[str]:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from app_lib import __version__
 from app_lib.common.config import get_settings
 from app_lib.common.data import table_registry
 from app_lib.common.http import problems
+from app_lib.common.routing import GatedRouter
 
-router = APIRouter(tags=["health"])
+router = GatedRouter(tags=["health"])
 
 
 @router.get("/health")

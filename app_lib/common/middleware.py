@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,7 +29,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(HEADER, b"")
-        request_id = given.decode() if _SAFE.match(given) else uuid.uuid4().hex
+        request_id = given.decode() if _SAFE.match(given) else os.urandom(16).hex()
         set_request_id(request_id)
         started = time.perf_counter()
         status = 500

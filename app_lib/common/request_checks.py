@@ -59,9 +59,11 @@ async def check_request(request: Request) -> None:
     if not isinstance(route, APIRoute):
         return
     shape = _shape(route)
-    unknown = [
-        name for name in dict.fromkeys(request.query_params.keys()) if name not in shape.query
-    ]
+    unknown = (
+        [name for name in dict.fromkeys(request.query_params.keys()) if name not in shape.query]
+        if request.scope.get("query_string")
+        else None
+    )
     if unknown:
         takes = ", ".join(sorted(shape.query)) or "none"
         raise RequestValidationError(

@@ -259,6 +259,36 @@ def test_scopes(api: TestClient) -> None:
     assert api.post("/api/v1/students", json=student, headers=headers).status_code == 201
 
 
+def test_the_authorization_header_is_read_as_http_bearer_reads_it(api: TestClient) -> None:
+    """The scheme in any case; another scheme, or Bearer without a token, is no token at all
+    (a public read passes, a write is a 401 that asks for one), never a refused token."""
+    token = sign()
+    assert post(api, None, PASSENGERS).status_code == 401
+    for header in (f"bearer {token}", f"BEARER {token}"):
+        assert (
+            api.post(
+                PASSENGERS, json=passenger_body(), headers={"Authorization": header}
+            ).status_code
+            == 201
+        )
+    for header in ("Basic YWxpY2U6c2VjcmV0", "Bearer", "Bearer ", token):
+        assert api.get(PASSENGERS, headers={"Authorization": header}).status_code == 200
+        answer = api.post(PASSENGERS, json=passenger_body(), headers={"Authorization": header})
+        assert answer.status_code == 401
+        assert "needs a bearer token" in answer.json()["detail"]
+    # One verification per request, where Authorize and the route's Caller both need it.
+    auth = api.app.state.auth  # type: ignore[attr-defined]
+    calls: list[str] = []
+    verify = auth.verify
+    auth.verify = lambda token: calls.append(token) or verify(token)
+    try:
+        headers = {"Authorization": f"Bearer {sign(scope='jobs:write')}"}
+        assert api.get("/api/v1/jobs", headers=headers).status_code == 200
+    finally:
+        auth.verify = verify
+    assert len(calls) == 1
+
+
 def test_the_document_declares_the_bearer_scheme_per_operation(jwt_app: FastAPI) -> None:
     document = jwt_app.openapi()
     schemes = document["components"]["securitySchemes"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
 from app_lib.common.auth import Authorize, Caller
 from app_lib.common.dto import Page
 from app_lib.common.errors import ForbiddenError, NotFoundError, require_found
 from app_lib.common.http import Errors, Paging, Replying, Writing, problems
+from app_lib.common.routing import GatedRouter
 from app_lib.features.commerce import service
 from app_lib.features.commerce.data_service import (
     OrderData,
@@ -43,13 +44,13 @@ from app_lib.features.commerce.table import ProductRecord, UserRecord
 # token: a caller is a user (`sub` = `user_id`) and sees only their own record and orders,
 # unless admin; moving an order's status (paid, shipped) is staff work: commerce:write.
 WRITE_SCOPE = "commerce:write"
-products = APIRouter(
+products = GatedRouter(
     prefix="/products", tags=["products"], dependencies=[Depends(Authorize(WRITE_SCOPE))]
 )
-users = APIRouter(
+users = GatedRouter(
     prefix="/users", tags=["users"], dependencies=[Depends(Authorize(None, public_reads=False))]
 )
-orders = APIRouter(
+orders = GatedRouter(
     prefix="/orders", tags=["orders"], dependencies=[Depends(Authorize(None, public_reads=False))]
 )
 
@@ -275,7 +276,7 @@ def cancel_order(placed: ValidOrder, data: Orders, write: Writing) -> OrderRead:
     return write.read(placed.order, lambda _: _order_read(placed))
 
 
-router = APIRouter()
+router = GatedRouter()
 router.include_router(products)
 router.include_router(users)
 router.include_router(orders)

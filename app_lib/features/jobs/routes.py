@@ -19,6 +19,7 @@ from app_lib.common.auth import Authorize, Caller
 from app_lib.common.errors import AppError, NotFoundError
 from app_lib.common.feature import feature_state
 from app_lib.common.http import Cursor, IfMatch, Limit, expected_version, problems, set_etag
+from app_lib.common.routing import GatedRouter
 from app_lib.features.jobs.data_service import JobDataService, history_of
 from app_lib.features.jobs.dto import (
     BatchItemFailure,
@@ -100,7 +101,7 @@ IdempotencyKey = Annotated[
 
 # Every route needs a token: a caller sees only their own jobs (admin: all); submitting and
 # cancelling need jobs:write.
-router = APIRouter(
+router = GatedRouter(
     prefix="/jobs",
     tags=["jobs"],
     dependencies=[Depends(Authorize("jobs:write", public_reads=False))],

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import Depends, Path, Query, Response, status
 
 from app_lib.common.dto import Page
 from app_lib.common.errors import NotFoundError, require_found
 from app_lib.common.http import Errors, Paging, Replying, Writing, problems
+from app_lib.common.routing import GatedRouter
 from app_lib.features.passengers.data_service import PassengerDataService
 from app_lib.features.passengers.dto import (
     PassengerCreate,
@@ -24,7 +25,7 @@ from app_lib.features.passengers.dto import (
 )
 from app_lib.features.passengers.table import PassengerTable
 
-router = APIRouter(prefix="/passengers", tags=["passengers"])
+router = GatedRouter(prefix="/passengers", tags=["passengers"])
 
 
 async def get_passenger_service() -> PassengerDataService:

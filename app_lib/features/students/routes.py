@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import Depends, Path, Query, Response
 
 from app_lib.common.data.abstract_data_service import AbstractDataService
 from app_lib.common.dto import Page
 from app_lib.common.errors import NotFoundError, require_found
 from app_lib.common.http import Errors, Paging, Replying, Writing, problems
+from app_lib.common.routing import GatedRouter
 from app_lib.features.students.data_service import StudentDataService
 from app_lib.features.students.dto import (
     MAX_GRADES,
@@ -22,7 +23,7 @@ from app_lib.features.students.dto import (
 )
 from app_lib.features.students.table import StudentTable
 
-router = APIRouter(prefix="/students", tags=["students"])
+router = GatedRouter(prefix="/students", tags=["students"])
 
 
 async def get_student_service() -> AbstractDataService[StudentTable]:
