@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,7 +20,7 @@ from app_lib.common.docs import install_docs
 from app_lib.common.feature import Startup
 from app_lib.common.health import router as health_router
 from app_lib.common.lifecycle import open_database
-from app_lib.common.logging import configure_logging
+from app_lib.common.logging import AccessLog, configure_logging
 from app_lib.common.middleware import RequestIdMiddleware
 from app_lib.common.openapi import operation_id
 from app_lib.common.problems import install_error_handlers
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     registry themselves."""
     settings = settings or get_settings()
     found = features.discover()
+    access_log = AccessLog()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,6 +49,10 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
             app.state.features = database.states
         states = app.state.features
         host = database.host if database else None
+        # Access lines in bursts (AccessLog), but on Lambda, where the process is frozen once the
+        # response is out, and at a terminal, where someone watches them: there each at once.
+        if "AWS_LAMBDA_FUNCTION_NAME" not in os.environ and not sys.stderr.isatty():
+            access_log.start()
         stops = [
             start(Startup(settings, host, states.get(feature.name)))
             for feature in found
@@ -54,11 +61,14 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         try:
             yield
         finally:
-            for stop in stops:
-                if callable(stop):
-                    await run_in_threadpool(stop)
-            if database is not None:
-                await run_in_threadpool(database.close)
+            try:
+                for stop in stops:
+                    if callable(stop):
+                        await run_in_threadpool(stop)
+                if database is not None:
+                    await run_in_threadpool(database.close)
+            finally:
+                await run_in_threadpool(access_log.stop)
 
     app = FastAPI(
         title="app-lib",
@@ -78,7 +88,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     install_docs(app)
     install_error_handlers(app)
     install_auth(app, settings)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, access_log=access_log)
     if settings.cors_origin_list:
         # Outermost, so preflights are answered before anything else; listed origins only, and
         # no credentials (bearer tokens travel in a header the browser sends when told to).

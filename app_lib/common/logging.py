@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -69,7 +71,7 @@ class JsonFormatter(logging.Formatter):
         request_id = current_request_id()
         if request_id:
             line["request_id"] = request_id
-        line.update(_extras(record))
+        line.update(_extras(record))  # an access line carries its request's id itself
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
@@ -88,7 +90,7 @@ class ConsoleFormatter(logging.Formatter):
         extras = _extras(record)
         if record.name != "app_lib.access":
             extras = {"logger": record.name, **extras}
-        request_id = current_request_id()
+        request_id = extras.pop("request_id", None) or current_request_id()
         if request_id:
             extras["id"] = request_id[:8]
         if extras:
@@ -120,3 +122,100 @@ def configure_logging(level: str, log_format: str = "auto") -> None:
     logging.getLogger("uvicorn.access").disabled = True
     for noisy in ("botocore", "urllib3", "pynamodb"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+ACCESS_LOGGER = "app_lib.access"
+ACCESS_FORMAT = "%s %s %s %sms"
+
+
+class AccessLog:
+    """One line per request (`app_lib.access`, INFO): method, target, status, duration, client
+    and request id, stamped with the time the request ended.
+
+    Started (`start()`, by the app's lifespan), a writer thread writes the lines in bursts, at
+    most `interval` seconds after their request: a request only queues a tuple. Writing a line
+    means building a LogRecord, formatting and writing it, code the request's own path does not
+    otherwise run: one line at a time, between requests, it costs several times what it costs
+    in a burst (bench/: ~0.14 ms of CPU a request against ~0.02 ms). `stop()` writes what is
+    left (shutdown). Not started (Lambda, where the process is frozen as soon as the response
+    is out; a test client without lifespan), each line is written at once."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.logger = logging.getLogger(ACCESS_LOGGER)
+        self.interval = interval
+        self._pending: deque[tuple[Any, ...]] = deque()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def write(
+        self,
+        method: str,
+        target: str,
+        status: int,
+        duration_ms: float,
+        client: str | None,
+        request_id: str,
+    ) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        entry = (time.time(), method, target, status, duration_ms, client, request_id)
+        if self._thread is None:
+            self._emit(entry)
+            return
+        self._pending.append(entry)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Write every queued line and end the writer; later lines are written at once."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stopping = True
+            self._wake.set()
+            thread.join(timeout=5)
+        self._drain()
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait()
+            if not self._stopping:
+                time.sleep(self.interval)  # let the lines of a busy moment gather
+            # Cleared before draining: a line queued from here on sets it again.
+            self._wake.clear()
+            self._drain()
+
+    def _drain(self) -> None:
+        while self._pending:
+            try:
+                entry = self._pending.popleft()
+            except IndexError:
+                return
+            self._emit(entry)
+
+    def _emit(self, entry: tuple[Any, ...]) -> None:
+        created, method, target, status, duration_ms, client, request_id = entry
+        record = self.logger.makeRecord(
+            self.logger.name,
+            logging.INFO,
+            __file__,
+            0,
+            ACCESS_FORMAT,
+            (method, target, status, duration_ms),
+            None,
+            extra={
+                "request_id": request_id,
+                "status": status,
+                "duration_ms": duration_ms,
+                "client": client,
+            },
+        )
+        record.created = created
+        record.msecs = int((created - int(created)) * 1000) + 0.0
+        self.logger.handle(record)

@@ -9,7 +9,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app_lib.common.logging import set_request_id
+from app_lib.common.logging import AccessLog, set_request_id
 from app_lib.common.problems import PROBLEM_JSON, internal_error_body
 
 log = logging.getLogger("app_lib.access")
@@ -21,8 +21,9 @@ _SAFE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 class RequestIdMiddleware:
     """Echo a well-formed `X-Request-ID` (or make one), log it, and turn crashes into a 500."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, access_log: AccessLog | None = None) -> None:
         self.app = app
+        self.access_log = access_log or AccessLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,18 +66,15 @@ class RequestIdMiddleware:
             await send_with_id({"type": "http.response.body", "body": body})
         finally:
             query = scope.get("query_string", b"").decode("latin-1")
-            target = f"{scope.get('path')}?{query}" if query else scope.get("path")
+            path: str = scope.get("path", "")
+            target = f"{path}?{query}" if query else path
             client = scope.get("client")
             duration = round((time.perf_counter() - started) * 1000, 2)
-            log.info(
-                "%s %s %s %sms",
-                scope.get("method"),
+            self.access_log.write(
+                scope.get("method", ""),
                 target,
                 status,
                 duration,
-                extra={
-                    "status": status,
-                    "duration_ms": duration,
-                    "client": f"{client[0]}:{client[1]}" if client else None,
-                },
+                f"{client[0]}:{client[1]}" if client else None,
+                request_id,
             )

@@ -10,12 +10,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from app_lib.common.logging import ConsoleFormatter, JsonFormatter, set_request_id
+from app_lib.common.logging import (
+    ACCESS_LOGGER,
+    AccessLog,
+    ConsoleFormatter,
+    JsonFormatter,
+    set_request_id,
+)
 from tests.common.test_database_faults import free_port
 
 
@@ -44,6 +51,97 @@ def test_the_console_line_is_readable() -> None:
     )
     assert "INFO" in line and "GET /api/v1/passengers?pclass=1 200 3.1ms" in line
     assert "client=127.0.0.1:5" in line and not line.startswith("{")
+
+
+class Lines(logging.Handler):
+    """The access lines as the JSON formatter writes them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, object]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+@pytest.fixture
+def access_lines() -> Iterator[Lines]:
+    logger = logging.getLogger(ACCESS_LOGGER)
+    handler, level = Lines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def test_access_lines_are_written_at_once_until_the_writer_starts(access_lines: Lines) -> None:
+    access = AccessLog()
+    access.write("GET", "/x?a=1", 200, 1.5, "127.0.0.1:9", "req-1")
+    (line,) = access_lines.lines
+    assert line["message"] == "GET /x?a=1 200 1.5ms" and line["request_id"] == "req-1"
+    assert (line["status"], line["duration_ms"], line["client"]) == (200, 1.5, "127.0.0.1:9")
+
+
+def test_a_started_access_log_writes_in_bursts_and_everything_at_stop(access_lines: Lines) -> None:
+    access = AccessLog(interval=30)  # longer than this test: only stop() can write them
+    access.start()
+    try:
+        before = time.time()
+        for number in range(50):
+            access.write("GET", f"/items/{number}", 200, 0.5, None, f"req-{number}")
+        time.sleep(0.05)
+        assert access_lines.lines == []  # queued, not written by the request
+    finally:
+        access.stop()
+    assert [line["request_id"] for line in access_lines.lines] == [f"req-{n}" for n in range(50)]
+    # Stamped with the time of the request, not of the burst; keys in the synchronous order.
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(before))
+    assert str(access_lines.lines[0]["ts"]).startswith(stamp[:16])
+    assert list(access_lines.lines[0]) == [
+        "ts",
+        "level",
+        "logger",
+        "message",
+        "request_id",
+        "status",
+        "duration_ms",
+        "client",
+    ]
+    # Stopped, it writes at once again.
+    access.write("GET", "/after", 200, 0.5, None, "req-after")
+    assert access_lines.lines[-1]["request_id"] == "req-after"
+
+
+def test_the_writer_thread_writes_without_stop(access_lines: Lines) -> None:
+    access = AccessLog(interval=0.01)
+    access.start()
+    try:
+        access.write("GET", "/soon", 200, 0.5, None, "req-soon")
+        deadline = time.monotonic() + 10
+        while not access_lines.lines and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [line["request_id"] for line in access_lines.lines] == ["req-soon"]
+    finally:
+        access.stop()
+
+
+def test_no_access_line_is_queued_below_info(access_lines: Lines) -> None:
+    logging.getLogger(ACCESS_LOGGER).setLevel(logging.WARNING)
+    access = AccessLog()
+    access.start()
+    access.write("GET", "/quiet", 200, 0.5, None, "req-quiet")
+    assert not access._pending
+    access.stop()
+    assert access_lines.lines == []
+
+
+def test_the_console_line_takes_the_id_the_access_line_carries() -> None:
+    line = ConsoleFormatter().format(record("GET /x 200 1ms", request_id="0123456789abcdef"))
+    assert line.endswith("id=01234567") and "request_id" not in line
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
