@@ -7,8 +7,9 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
@@ -24,7 +25,12 @@ from app_lib.common.logging import AccessLog, configure_logging
 from app_lib.common.middleware import RequestIdMiddleware
 from app_lib.common.openapi import operation_id
 from app_lib.common.problems import install_error_handlers
-from app_lib.common.request_checks import check_request, document_request_checks
+from app_lib.common.request_checks import (
+    CheckedRoute,
+    check_request,
+    checks_itself,
+    document_request_checks,
+)
 from app_lib.common.routing import gated
 
 log = logging.getLogger(__name__)
@@ -75,19 +81,19 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         version=__version__,
         lifespan=lifespan,
         description="A FastAPI service on DynamoDB, one folder per feature.",
-        # Every route: unknown query parameters (422), non-JSON bodies (415), lone surrogates.
-        dependencies=[Depends(check_request)],
         # Served by install_docs from local assets: FastAPI's own pages need a CDN.
         docs_url=None,
         redoc_url=None,
         # Operation ids are the route functions' names (list_passengers): readable client code.
         generate_unique_id_function=operation_id,
     )
+    # Every route: unknown query parameters (422), non-JSON bodies (415), lone surrogates.
+    # A CheckedRoute checks its requests itself; a router with other routes gets the checks as
+    # a dependency (`checked`).
+    app.router.route_class = CheckedRoute
     # Each feature's on_start result, by name (`feature_state`); tests may fill it themselves.
     app.state.features = {}
-    install_docs(app)
     install_error_handlers(app)
-    install_auth(app, settings)
     app.add_middleware(RequestIdMiddleware, access_log=access_log)
     if settings.cors_origin_list:
         # Outermost, so preflights are answered before anything else; listed origins only, and
@@ -101,19 +107,28 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
             allow_credentials=False,
             max_age=600,
         )
-    app.include_router(health_router)
+    # The features' routers first: routes are tried in order on every request, and the API's
+    # are the ones that serve traffic (no path of theirs overlaps the probes' or the docs').
     for feature in found:
         app.include_router(
             gated(feature.router),
             prefix=API_PREFIX,
-            dependencies=list(feature.dependencies),
+            dependencies=[*checked(feature.router), *feature.dependencies],
         )
         # Root routes serve the Lambda worker (the adapter's pass-through POST /events): only a
         # process that runs as that worker mounts them (LAMBDA_WORKER=true).
         if feature.root_router is not None and settings.lambda_worker:
-            app.include_router(feature.root_router)
+            app.include_router(feature.root_router, dependencies=checked(feature.root_router))
+    app.include_router(health_router)
+    install_docs(app)
+    install_auth(app, settings)
     document_request_checks(app)
     return app
+
+
+def checked(router: APIRouter) -> list[Any]:
+    """The dependencies that give `router`'s routes the request checks they lack."""
+    return [] if checks_itself(router) else [Depends(check_request)]
 
 
 def app_factory() -> FastAPI:

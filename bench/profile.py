@@ -86,7 +86,10 @@ HOTSPOTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ),
     ("PassengerRead.from_model", (("passengers/dto.py", "from_model"),)),
     ("FastAPI serialize_response", (("fastapi/routing.py", "serialize_response"),)),
-    ("check_request (app-wide dependency)", (("request_checks.py", "check_request"),)),
+    (
+        "request checks (CheckedRoute)",
+        (("request_checks.py", "_check_query"), ("request_checks.py", "check_body")),
+    ),
     # The line itself is written later by the AccessLog writer thread (not profiled: one
     # thread is); cpu.py's figures include that thread's CPU.
     ("access line queued (AccessLog.write)", (("app_lib/common/logging.py", "write"),)),

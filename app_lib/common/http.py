@@ -113,6 +113,14 @@ ItemT = TypeVar("ItemT", bound=Versioned)
 ReadT = TypeVar("ReadT")
 
 
+def read_item(response: Response, item: ItemT, to_dto: Callable[[ItemT], ReadT]) -> ReadT:
+    """A read of one item: its ETag (the version, for If-Match) on `response`, and its DTO.
+    A GET route takes `response: Response`, which FastAPI hands over as it is (a `Replying`
+    would be one more dependency to solve: ~13 us of CPU a request, ~1% of a read)."""
+    set_etag(response, item.version)
+    return to_dto(item)
+
+
 class Reply:
     """The headers of a route that returns one item: its ETag (the version, for If-Match), and
     for a create its Location. `reply.read(item, XRead.from_model)` returns the DTO."""
@@ -122,8 +130,7 @@ class Reply:
         self.response = response
 
     def read(self, item: ItemT, to_dto: Callable[[ItemT], ReadT]) -> ReadT:
-        set_etag(self.response, item.version)
-        return to_dto(item)
+        return read_item(self.response, item, to_dto)
 
     def created(self, item: ItemT, to_dto: Callable[[ItemT], ReadT], id: str | int) -> ReadT:
         """`read()`, plus `Location`: this collection's URL (the POST's) with the new id."""
@@ -154,8 +161,9 @@ async def _write(request: Request, response: Response, if_match: IfMatch) -> Wri
 
 # These dependencies do no I/O, so they are `async def`: FastAPI runs a plain `def` dependency in
 # its threadpool, a thread hop per dependency per request (measured: 0.12-0.15 ms of CPU each).
-# Route parameters: `reply: Replying` for reads and creates, `write: Writing` for writes of an
-# existing item (PUT, PATCH, DELETE): it adds the If-Match header.
+# Route parameters: `reply: Replying` for creates (and other POSTs that return the item),
+# `write: Writing` for writes of an existing item (PUT, PATCH, DELETE): it adds the If-Match
+# header. A GET of one item takes `response: Response` and returns `read_item(...)`.
 Replying = Annotated[Reply, Depends(_reply)]
 Writing = Annotated[Write, Depends(_write)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="items per page")]

@@ -9,7 +9,8 @@ test per other router. Which route answers is unchanged: a route can only match 
 contains its literal start (wherever the router is mounted).
 
 Feature routers are `GatedRouter`s (the scaffold makes them so); `create_app` wraps a plain
-`APIRouter` in one (`gated`), so a feature that forgets keeps working, one level deeper.
+`APIRouter` in one (`gated`), so a feature that forgets keeps working, one level deeper. Their
+routes are `CheckedRoute`s (request_checks): the request checks without a dependency to solve.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from fastapi.routing import iter_route_contexts
 from starlette.routing import Match
 from starlette.types import Scope
 
+from app_lib.common.request_checks import CheckedRoute
+
 
 class GatedRouter(APIRouter):
     """An `APIRouter` that requests for other paths skip in one test."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("route_class", CheckedRoute)
         super().__init__(*args, **kwargs)
         self._starts: tuple[str, ...] | None = None
 

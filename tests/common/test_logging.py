@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -18,9 +19,12 @@ import pytest
 
 from app_lib.common.logging import (
     ACCESS_LOGGER,
+    AccessEntry,
     AccessLog,
     ConsoleFormatter,
     JsonFormatter,
+    LineFormatter,
+    LineHandler,
     set_request_id,
 )
 from tests.common.test_database_faults import free_port
@@ -142,6 +146,98 @@ def test_no_access_line_is_queued_below_info(access_lines: Lines) -> None:
 def test_the_console_line_takes_the_id_the_access_line_carries() -> None:
     line = ConsoleFormatter().format(record("GET /x 200 1ms", request_id="0123456789abcdef"))
     assert line.endswith("id=01234567") and "request_id" not in line
+
+
+ENTRIES: list[AccessEntry] = [
+    (1_700_000_000.0, "GET", "/api/v1/passengers/1", 200, 3.21, "127.0.0.1:5555", "0f" * 16),
+    (1_700_000_000.999, "POST", '/x?q="a"&b=\u00e9', 422, 0.5, None, "req-1"),
+    (1_700_000_061.0405, "DELETE", "/", 500, 12.0, "[::1]:80", ""),
+]
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(), ConsoleFormatter()])
+def test_an_access_line_formatted_from_its_entry_is_the_records_line(
+    formatter: LineFormatter,
+) -> None:
+    for request_id in (None, "outer-request"):
+        set_request_id(request_id)
+        try:
+            for entry in ENTRIES:
+                record = AccessLog()._record(entry)
+                assert formatter.format_access(entry) == formatter.format(record)
+        finally:
+            set_request_id(None)
+
+
+class Writes:
+    """A stream that keeps each write."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.writes.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@contextmanager
+def line_stream() -> Iterator[Writes]:
+    """The access logger writing only to a LineHandler (as configure_logging sets it up). In
+    the test's body: pytest adds its capture handlers, which would take the record path."""
+    logger = logging.getLogger(ACCESS_LOGGER)
+    stream = Writes()
+    handler = LineHandler(stream)  # type: ignore[arg-type]
+    handler.setFormatter(JsonFormatter())
+    saved = logger.level, logger.propagate, logger.handlers[:]
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield stream
+    finally:
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+        logger.handlers[:] = saved[2]
+
+
+def test_a_burst_of_access_lines_is_one_write() -> None:
+    access = AccessLog(interval=30)
+    with line_stream() as stream:
+        access.start()
+        try:
+            for number in range(20):
+                access.write("GET", f"/items/{number}", 200, 0.5, None, f"req-{number}")
+        finally:
+            access.stop()
+    (burst,) = stream.writes
+    lines = [json.loads(line) for line in burst.splitlines()]
+    assert [line["request_id"] for line in lines] == [f"req-{n}" for n in range(20)]
+    assert lines[0]["message"] == "GET /items/0 200 0.5ms" and burst.endswith("\n")
+
+
+def test_a_filter_on_the_way_still_sees_every_access_record() -> None:
+    seen: list[str] = []
+
+    def keep_errors(record: logging.LogRecord) -> bool:
+        seen.append(record.getMessage())
+        return getattr(record, "status", 0) >= 500
+
+    logger = logging.getLogger(ACCESS_LOGGER)
+    with line_stream() as stream:
+        logger.addFilter(keep_errors)
+        try:
+            access = AccessLog()
+            access.write("GET", "/fine", 200, 0.5, None, "req-fine")
+            access.write("GET", "/broken", 500, 0.5, None, "req-broken")
+        finally:
+            logger.removeFilter(keep_errors)
+        direct = AccessLog()
+        direct.write("GET", "/direct", 200, 0.5, None, "req-direct")
+    assert seen == ["GET /fine 200 0.5ms", "GET /broken 500 0.5ms"]
+    written = [json.loads(text)["request_id"] for text in stream.writes]
+    assert written == ["req-broken", "req-direct"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -7,15 +7,28 @@ import json
 from typing import Any
 
 import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
-from app_lib.common.request_checks import is_json_media_type
+from app_lib.common.problems import install_error_handlers
+from app_lib.common.request_checks import (
+    CheckedRoute,
+    check_body,
+    check_request,
+    checks_itself,
+    is_json_media_type,
+)
+from app_lib.common.routing import GatedRouter, gated
 from app_lib.features.passengers.table import PassengerTable
+from app_lib.main import checked
 from tests.factories import passenger_body
 
 PASSENGERS = "/api/v1/passengers"
 JOBS = "/api/v1/jobs"
 PROBLEM = "application/problem+json"
+TEXT = {"content-type": "text/plain"}
 
 
 def passenger_count() -> int:
@@ -216,3 +229,70 @@ def test_a_json_body_that_cannot_be_parsed_is_422_naming_the_body(
     assert response.json()["errors"][0]["type"] == "json_invalid"
     assert client.get(f"{PASSENGERS}/b1").json() == before
     assert passenger_count() == 1
+
+
+# ----- how the checks are attached ---------------------------------------------------------------
+
+
+class Thing(BaseModel):
+    name: str
+
+
+def _calls(route: Any) -> set[Any]:
+    return {dependency.call for dependency in route.dependant.dependencies}
+
+
+def test_gated_routes_check_themselves_without_a_dependency_to_solve() -> None:
+    router = GatedRouter()
+
+    @router.get("/things/{thing_id}")
+    async def read_thing(thing_id: str) -> dict[str, str]:
+        return {"id": thing_id}
+
+    @router.post("/things")
+    async def make_thing(body: Thing) -> dict[str, str]:
+        return {"name": body.name}
+
+    read, make = router.routes
+    assert isinstance(read, CheckedRoute) and isinstance(make, CheckedRoute)
+    assert _calls(read).isdisjoint({check_request, check_body})  # the handler checks the query
+    assert check_body in _calls(make)  # the body checks need the body FastAPI reads first
+    assert checks_itself(router)
+
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(router, dependencies=checked(router))
+    with TestClient(app) as client:
+        assert client.get("/things/1").status_code == 200
+        assert client.get("/things/1?color=red").status_code == 422
+        assert client.post("/things", content="name=x", headers=TEXT).status_code == 415
+        assert client.post("/things?color=red", json={"name": "x"}).status_code == 422
+        assert client.post("/things", json={"name": "x"}).status_code == 200
+
+
+def test_a_plain_router_gets_the_checks_as_a_dependency() -> None:
+    plain = APIRouter()
+
+    @plain.get("/plain")
+    async def read_plain() -> dict[str, str]:
+        return {}
+
+    outer = GatedRouter()
+    outer.include_router(plain)  # a plain router inside a gated one counts too
+    assert not checks_itself(plain) and not checks_itself(outer)
+    assert [dependency.dependency for dependency in checked(outer)] == [check_request]
+    app = FastAPI()
+    app.include_router(gated(outer), dependencies=checked(outer))
+    with TestClient(app) as client:
+        assert client.get("/plain").status_code == 200
+        assert client.get("/plain?color=red").status_code == 422
+
+
+def test_every_route_of_the_app_is_checked(client: TestClient) -> None:
+    app = client.app
+    assert isinstance(app, FastAPI)
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute):
+            dependencies = {call for call in _calls(context) if call is not None}
+            assert isinstance(route, CheckedRoute) or check_request in dependencies, route.path

@@ -10,7 +10,7 @@ from fastapi import Depends, Query, Response
 from app_lib.common.auth import Authorize, Caller
 from app_lib.common.dto import Page
 from app_lib.common.errors import ForbiddenError, NotFoundError, require_found
-from app_lib.common.http import Errors, Paging, Replying, Writing, problems
+from app_lib.common.http import Errors, Paging, Replying, Writing, problems, read_item
 from app_lib.common.routing import GatedRouter
 from app_lib.features.commerce import service
 from app_lib.features.commerce.data_service import (
@@ -120,9 +120,9 @@ def create_product(body: ProductCreate, data: Products, reply: Replying) -> Prod
 
 
 @products.get("/{product_id}", response_model=ProductRead, responses=Errors.READ)
-async def get_product(product: ValidProduct, reply: Replying) -> ProductRead:
+async def get_product(product: ValidProduct, response: Response) -> ProductRead:
     """One product; its ETag changes with every write, stock decrements by orders included."""
-    return reply.read(product, ProductRead.from_model)
+    return read_item(response, product, ProductRead.from_model)
 
 
 @products.patch("/{product_id}", response_model=ProductRead, responses=Errors.WRITE)
@@ -201,9 +201,9 @@ def create_user(body: UserCreate, data: Users, reply: Replying, caller: Caller) 
 
 
 @users.get("/{user_id}", response_model=UserRead, responses=Errors.READ)
-async def get_user(user: ValidUser, reply: Replying) -> UserRead:
+async def get_user(user: ValidUser, response: Response) -> UserRead:
     """One user, active or not."""
-    return reply.read(user, UserRead.from_model)
+    return read_item(response, user, UserRead.from_model)
 
 
 @users.patch(
@@ -249,9 +249,9 @@ def place_order(body: OrderCreate, data: Orders, reply: Replying, caller: Caller
 
 
 @orders.get("/{order_id}", response_model=OrderRead, responses=Errors.READ)
-async def get_order(placed: ValidOrder, reply: Replying) -> OrderRead:
+async def get_order(placed: ValidOrder, response: Response) -> OrderRead:
     """The order with its items (one Query)."""
-    return reply.read(placed.order, lambda _: _order_read(placed))
+    return read_item(response, placed.order, lambda _: _order_read(placed))
 
 
 @orders.patch("/{order_id}", response_model=OrderRead, responses=problems(404, 409, 412, 422, 428))

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Annotated, cast
 
 import anyio
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import Depends, Header, Path, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
@@ -106,7 +106,7 @@ router = GatedRouter(
     tags=["jobs"],
     dependencies=[Depends(Authorize("jobs:write", public_reads=False))],
 )
-root_router = APIRouter(tags=["jobs"])
+root_router = GatedRouter(tags=["jobs"])
 
 
 @router.post(

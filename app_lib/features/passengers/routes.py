@@ -8,7 +8,7 @@ from fastapi import Depends, Path, Query, Response, status
 
 from app_lib.common.dto import Page
 from app_lib.common.errors import NotFoundError, require_found
-from app_lib.common.http import Errors, Paging, Replying, Writing, problems
+from app_lib.common.http import Errors, Paging, Replying, Writing, problems, read_item
 from app_lib.common.routing import GatedRouter
 from app_lib.features.passengers.data_service import PassengerDataService
 from app_lib.features.passengers.dto import (
@@ -66,6 +66,17 @@ def passenger_stats(service: PassengerService) -> PassengerStats:
     return PassengerStats.from_model(service.stats())
 
 
+# FastAPI tries a router's routes in order, twice a request (to match, then to handle): a
+# route placed earlier is found sooner. `/stats` must precede `/{passenger_id}` (which would
+# take "stats" for an id); `/by-ticket/...` need not (an id holds no slash).
+@router.get(
+    "/{passenger_id}", response_model=PassengerRead, responses={**Errors.READ, **Errors.ITEM}
+)
+async def get_passenger(passenger: ValidPassenger, response: Response) -> PassengerRead:
+    """One passenger; the ETag header is its version, for If-Match on writes."""
+    return read_item(response, passenger, PassengerRead.from_model)
+
+
 @router.get("/by-ticket/{ticket:path}", response_model=PassengerList, responses=problems(404))
 def passengers_by_ticket(
     ticket: Annotated[str, Path(min_length=1, max_length=64)], service: PassengerService
@@ -75,14 +86,6 @@ def passengers_by_ticket(
     if not passengers:
         raise NotFoundError(f"no passenger has ticket {ticket!r}")
     return PassengerList(items=[PassengerRead.from_model(p) for p in passengers])
-
-
-@router.get(
-    "/{passenger_id}", response_model=PassengerRead, responses={**Errors.READ, **Errors.ITEM}
-)
-async def get_passenger(passenger: ValidPassenger, reply: Replying) -> PassengerRead:
-    """One passenger; the ETag header is its version, for If-Match on writes."""
-    return reply.read(passenger, PassengerRead.from_model)
 
 
 @router.post(

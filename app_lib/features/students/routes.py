@@ -9,7 +9,7 @@ from fastapi import Depends, Path, Query, Response
 from app_lib.common.data.abstract_data_service import AbstractDataService
 from app_lib.common.dto import Page
 from app_lib.common.errors import NotFoundError, require_found
-from app_lib.common.http import Errors, Paging, Replying, Writing, problems
+from app_lib.common.http import Errors, Paging, Replying, Writing, problems, read_item
 from app_lib.common.routing import GatedRouter
 from app_lib.features.students.data_service import StudentDataService
 from app_lib.features.students.dto import (
@@ -54,9 +54,9 @@ def list_students(
 
 
 @router.get("/{student_id}", response_model=StudentRead, responses={**Errors.READ, **Errors.ITEM})
-async def get_student(student: ValidStudent, reply: Replying) -> StudentRead:
+async def get_student(student: ValidStudent, response: Response) -> StudentRead:
     """One student; the ETag header is its version, for If-Match on writes."""
-    return reply.read(student, StudentRead.from_model)
+    return read_item(response, student, StudentRead.from_model)
 
 
 @router.post(
