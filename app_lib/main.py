@@ -7,9 +7,8 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
@@ -25,12 +24,7 @@ from app_lib.common.logging import AccessLog, configure_logging
 from app_lib.common.middleware import RequestIdMiddleware
 from app_lib.common.openapi import operation_id
 from app_lib.common.problems import install_error_handlers
-from app_lib.common.request_checks import (
-    CheckedRoute,
-    check_request,
-    checks_itself,
-    document_request_checks,
-)
+from app_lib.common.request_checks import CheckedRoute, checked, document_request_checks
 from app_lib.common.routing import gated
 
 log = logging.getLogger(__name__)
@@ -124,11 +118,6 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     install_auth(app, settings)
     document_request_checks(app)
     return app
-
-
-def checked(router: APIRouter) -> list[Any]:
-    """The dependencies that give `router`'s routes the request checks they lack."""
-    return [] if checks_itself(router) else [Depends(check_request)]
 
 
 def app_factory() -> FastAPI:

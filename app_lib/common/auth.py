@@ -409,11 +409,11 @@ def install_auth(app: FastAPI, settings: Settings) -> None:
         # Operations behind Authorize or taking the Caller need the bearer token, but the
         # reads of a router with public reads.
         for route in iter_route_contexts(app.routes):
-            authorizers = _authorizers(route)
-            if not authorizers and not _takes_caller(route):
+            takes_caller = _takes_caller(route)
+            if not takes_caller and not _authorizers(route):
                 continue
             path = schema["paths"].get(route.path_format or "", {})
-            public = _public_methods(route) if not _takes_caller(route) else set()
+            public = set() if takes_caller else _public_methods(route)
             for method in route.methods or ():
                 operation = path.get(method.lower())
                 if operation is None:

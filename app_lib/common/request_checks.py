@@ -95,13 +95,15 @@ class CheckedRoute(APIRoute):
         return checked
 
 
-def checks_itself(router: APIRouter) -> bool:
-    """Whether every route of `router` (included routers too) is a CheckedRoute."""
-    return all(
+def checked(router: APIRouter) -> list[Any]:
+    """The dependencies to include `router` with: none when every route of it (included
+    routers too) is a CheckedRoute, else `check_request`."""
+    checks_itself = all(
         isinstance(context.original_route, CheckedRoute)
         for context in iter_route_contexts(router.routes)
         if isinstance(context.original_route, APIRoute)
     )
+    return [] if checks_itself else [Depends(check_request)]
 
 
 def _check_query(request: Request, shape: _Shape) -> None:

@@ -17,12 +17,11 @@ from app_lib.common.request_checks import (
     CheckedRoute,
     check_body,
     check_request,
-    checks_itself,
+    checked,
     is_json_media_type,
 )
 from app_lib.common.routing import GatedRouter, gated
 from app_lib.features.passengers.table import PassengerTable
-from app_lib.main import checked
 from tests.factories import passenger_body
 
 PASSENGERS = "/api/v1/passengers"
@@ -257,7 +256,7 @@ def test_gated_routes_check_themselves_without_a_dependency_to_solve() -> None:
     assert isinstance(read, CheckedRoute) and isinstance(make, CheckedRoute)
     assert _calls(read).isdisjoint({check_request, check_body})  # the handler checks the query
     assert check_body in _calls(make)  # the body checks need the body FastAPI reads first
-    assert checks_itself(router)
+    assert checked(router) == []
 
     app = FastAPI()
     install_error_handlers(app)
@@ -279,8 +278,8 @@ def test_a_plain_router_gets_the_checks_as_a_dependency() -> None:
 
     outer = GatedRouter()
     outer.include_router(plain)  # a plain router inside a gated one counts too
-    assert not checks_itself(plain) and not checks_itself(outer)
-    assert [dependency.dependency for dependency in checked(outer)] == [check_request]
+    for router in (plain, outer):
+        assert [dependency.dependency for dependency in checked(router)] == [check_request]
     app = FastAPI()
     app.include_router(gated(outer), dependencies=checked(outer))
     with TestClient(app) as client:
