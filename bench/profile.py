@@ -336,6 +336,8 @@ def micro_costs(bare: Any, table: str, query: dict[str, Any], ids: list[str]) ->
     import logging
 
     import anyio.to_thread
+    from botocore.context import start_as_current_context
+    from botocore.useragent import UserAgentString
     from pydantic import TypeAdapter
     from pynamodb.models import Model
 
@@ -385,6 +387,14 @@ def micro_costs(bare: Any, table: str, query: dict[str, Any], ids: list[str]) ->
     # The same client, parsing as app-lib's PynamoDB clients do (pynamodb_adapter): like for like.
     direct = adapter.parse_answers_directly(bare_client(bare.meta.endpoint_url, get_settings()))
     stock_model = Model.from_raw_data.__func__  # type: ignore[attr-defined]
+    # The User-Agent header of a GetItem: botocore builds it twice a call (the minimal app's
+    # client does); app-lib's clients build it once per set of features (pynamodb_adapter).
+    creator = adapter.botocore_client(PassengerTable)._user_agent_creator
+
+    def user_agent(build: Any) -> None:
+        with start_as_current_context():
+            build(creator)
+            build(creator)
 
     pieces: list[tuple[str, Any, int]] = [
         ("page: bare botocore Query (client CPU)", lambda: bare.query(**query), 5),
@@ -428,6 +438,12 @@ def micro_costs(bare: Any, table: str, query: dict[str, Any], ids: list[str]) ->
             20,
         ),
         ("get: PynamoDB Model.get", lambda: PassengerTable.get(ids[0]), 20),
+        (
+            "get: its User-Agent, botocore's 2 builds a call",
+            lambda: user_agent(UserAgentString.to_string),
+            100,
+        ),
+        ("get: its User-Agent, app-lib's client", lambda: user_agent(type(creator).to_string), 500),
         ("both: the access log line (JSON)", log_line, 500),
     ]
     out = _least_cpu_ms(pieces, repeat=7)

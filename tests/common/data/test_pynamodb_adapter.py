@@ -10,7 +10,9 @@ from typing import Any
 
 import botocore.session
 import pytest
+from botocore.context import get_context, start_as_current_context
 from botocore.parsers import JSONParser
+from botocore.useragent import UserAgentString
 from pynamodb.attributes import (
     BooleanAttribute,
     DiscriminatorAttribute,
@@ -272,3 +274,65 @@ def test_pynamodb_clients_parse_with_it() -> None:
     assert type(factory.original).__name__ == "ResponseParserFactory"
     assert adapter.parse_answers_directly(client) is client
     assert client._endpoint._response_parser_factory is factory  # wrapped once
+
+
+# ----- the User-Agent header ---------------------------------------------------------------------
+def _same_header(ours: str, botocores: str) -> bool:
+    """Equal, but for the order of the features (`m/a,b`): botocore lists a set, in whatever
+    order it iterates in, which may differ between two builds of the same set."""
+
+    def parts(header: str) -> list[Any]:
+        return [
+            ("m", frozenset(part[2:].split(","))) if part.startswith("m/") else part
+            for part in header.split(" ")
+        ]
+
+    return parts(ours) == parts(botocores)
+
+
+def test_pynamodb_clients_build_their_user_agent_once() -> None:
+    connection = Connection(region="us-east-1", host="http://127.0.0.1:9")  # never called
+    client = connection.client
+    creator = client._user_agent_creator
+    assert type(creator).__name__ == "_UserAgentOnce"
+    assert adapter.build_user_agent_once(client) is client
+    assert client._user_agent_creator is creator  # made once per client, kept
+
+
+def test_the_header_is_botocore_s_for_every_set_of_features() -> None:
+    client = Connection(region="us-east-1", host="http://127.0.0.1:9").client
+    creator = client._user_agent_creator
+    stock = UserAgentString.to_string
+    seen = set()
+    for features in [set(), {"g"}, {"g", "k"}, {"k"}, {"g"}, set()]:
+        with start_as_current_context():
+            get_context().features.update(features)
+            header = creator.to_string()
+            assert _same_header(header, stock(creator)), (header, stock(creator))
+            seen.add(header)
+    assert len(seen) == 4  # a different set of features, a different header
+    with start_as_current_context():
+        get_context().features.add("g")
+        kept = frozenset(creator._client_features or ()) | {"g"}
+        creator._app_lib_built[kept] = "kept"
+        assert creator.to_string() == "kept"  # built once, then served from the kept ones
+
+
+def test_the_header_sent_is_the_one_botocore_would_send(tables: str) -> None:
+    # Compared where botocore sends it, once credentials and retries have added their features.
+    client = adapter.botocore_client(PassengerTable)
+    creator = client._user_agent_creator
+    sent: list[tuple[str, str]] = []
+
+    def record(request: Any, **_: Any) -> None:
+        sent.append((request.headers["User-Agent"].decode(), UserAgentString.to_string(creator)))
+
+    client.meta.events.register("before-send.dynamodb", record, unique_id="test-ua")
+    try:
+        for _ in range(3):
+            assert PassengerTable.count() >= 0
+    finally:
+        client.meta.events.unregister("before-send.dynamodb", unique_id="test-ua")
+    assert len(sent) == 3
+    assert all(_same_header(header, stock) for header, stock in sent), sent
+    assert "m/" in sent[0][0]  # the features are in it
