@@ -68,6 +68,11 @@ def _access_message(entry: AccessEntry) -> str:
     return ACCESS_FORMAT % entry[1:5]
 
 
+def _msecs(created: float) -> int:
+    """The milliseconds of a time stamp, as a LogRecord's `msecs` holds them."""
+    return int((created - int(created)) * 1000)
+
+
 class LineFormatter(logging.Formatter):
     """A formatter of configure_logging's: it also formats an access line straight from its
     entry, as `format` would format the record AccessLog makes of it (tested)."""
@@ -102,7 +107,7 @@ class JsonFormatter(LineFormatter):
         created, _, _, status, duration_ms, client, request_id = entry
         return _to_json(
             {
-                "ts": f"{self._stamp(created)}.{int((created - int(created)) * 1000):03d}Z",
+                "ts": f"{self._stamp(created)}.{_msecs(created):03d}Z",
                 "level": "INFO",
                 "logger": ACCESS_LOGGER,
                 "message": _access_message(entry),
@@ -125,7 +130,7 @@ class ConsoleFormatter(LineFormatter):
         stamp = self._stamp(record.created)
         text = f"{stamp} {record.levelname:<7} {record.getMessage()}"
         extras = _extras(record)
-        if record.name != "app_lib.access":
+        if record.name != ACCESS_LOGGER:
             extras = {"logger": record.name, **extras}
         request_id = extras.pop("request_id", None) or current_request_id()
         if request_id:
@@ -313,5 +318,5 @@ class AccessLog:
             },
         )
         record.created = created
-        record.msecs = int((created - int(created)) * 1000) + 0.0
+        record.msecs = _msecs(created) + 0.0
         return record

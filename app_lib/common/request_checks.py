@@ -88,11 +88,11 @@ class CheckedRoute(APIRoute):
         handler = super().get_route_handler()
         shape = _shape(self)
 
-        async def checked(request: Request) -> Response:
+        async def check_then_handle(request: Request) -> Response:
             _check_query(request, shape)
             return await handler(request)
 
-        return checked
+        return check_then_handle
 
 
 def checked(router: APIRouter) -> list[Any]:

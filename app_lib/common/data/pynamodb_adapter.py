@@ -304,12 +304,13 @@ def build_user_agent_once(client: Any) -> Any:
 
 
 def _user_agent_is_as_expected() -> bool:
-    """_UserAgentOnce assumes the header depends on the client's state, fixed once the client is
-    made, and on the context's features alone: checked against this botocore's own names."""
+    """_UserAgentOnce reads the client's features (`_client_features`) and assumes, as botocore
+    builds the header, that between calls it varies by its features alone (which botocore adds in
+    `_build_feature_metadata`): checked by name against this botocore, not assumed."""
     probe = UserAgentString.from_environment()
-    return all(
-        hasattr(probe, name) for name in ("_client_features", "_client_config", "to_string")
-    ) and hasattr(UserAgentString, "rebuild_and_replace_user_agent_handler")
+    return hasattr(probe, "_client_features") and hasattr(
+        UserAgentString, "_build_feature_metadata"
+    )
 
 
 _USER_AGENT_OK = _user_agent_is_as_expected()
